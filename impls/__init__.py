@@ -1,0 +1,1 @@
+"""Built-in implementations of the perfsuite workload, registered as ``perfsuite.impls`` entry points."""

@@ -1,0 +1,149 @@
+"""The run folder: raw samples appended as they are measured, metadata, summary.
+
+``reports/<run-id>/`` holds
+
+* ``phases.csv``  — impl, round, epoch, step, phase, seconds (one row per phase of each step);
+* ``steps.csv``   — impl, round, epoch, step, loss;
+* ``epochs.csv``  — one row per epoch: warm-up flag, wall, per-phase and other seconds, loss, accuracy;
+* ``meta.json``   — schema version, machine, software, workload, dataset, implementations, status;
+* ``summary.json``— statistics computed from the CSV files (see :mod:`perfsuite.summary`).
+
+Rows are appended and flushed to disk after every epoch, so an interrupted
+run keeps every epoch it finished. JSON files are replaced atomically.
+"""
+
+import csv
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from perfsuite.errors import UsageError
+from perfsuite.interface import OTHER, PHASES
+
+SCHEMA_VERSION = 1
+PHASES_COLUMNS = ["impl", "round", "epoch", "step", "phase", "seconds"]
+STEPS_COLUMNS = ["impl", "round", "epoch", "step", "loss"]
+EPOCHS_COLUMNS = (
+    ["impl", "round", "epoch", "warmup", "steps", "wall_seconds"]
+    + [f"{p}_seconds" for p in PHASES]
+    + [f"{OTHER}_seconds", "coverage", "mean_loss", "final_loss", "train_accuracy", "test_accuracy"]
+)
+FILES = ("phases.csv", "steps.csv", "epochs.csv", "meta.json", "summary.json")
+
+
+def new_run_id() -> str:
+    """A unique, sortable run id: UTC time plus random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=False, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def create_run_dir(out=None, reports="reports") -> Path:
+    """Make a new run folder: ``out`` if given (must be new or empty), else ``reports/<run-id>``."""
+    if out is not None:
+        folder = Path(out)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UsageError(f"--out {folder}: exists and is not an empty folder")
+    else:
+        folder = Path(reports) / new_run_id()
+    try:
+        folder.mkdir(parents=True, exist_ok=out is not None)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {folder}: cannot write there ({exc.strerror})") from exc
+    return folder
+
+
+def point_latest(folder: Path) -> None:
+    """Make ``<parent>/latest`` a symlink to ``folder`` (replaced atomically)."""
+    link = folder.parent / "latest"
+    tmp = folder.parent / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(folder.name)
+    os.replace(tmp, link)
+
+
+class ResultsWriter:
+    """Appends measured epochs to a run folder as they arrive."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._files = {}
+        for name, columns in (("phases.csv", PHASES_COLUMNS), ("steps.csv", STEPS_COLUMNS), ("epochs.csv", EPOCHS_COLUMNS)):
+            fh = open(self.folder / name, "a", newline="")
+            writer = csv.writer(fh)
+            if fh.tell() == 0:
+                writer.writerow(columns)
+            self._files[name] = (fh, writer)
+
+    def write_meta(self, meta: dict) -> None:
+        """Write ``meta.json`` (schema version added)."""
+        write_json(self.folder / "meta.json", {"schema_version": SCHEMA_VERSION, **meta})
+
+    def append_epoch(self, impl: str, record: dict) -> dict:
+        """Append one epoch's raw samples and its epoch row; flush them to disk. Returns the row."""
+        r, e = record["round"], record["epoch"]
+        phases = record["phases"]
+        _, pw = self._files["phases.csv"]
+        for step, row in enumerate(phases):
+            pw.writerows((impl, r, e, step, name, repr(sec)) for name, sec in zip(PHASES, row))
+        _, sw = self._files["steps.csv"]
+        sw.writerows((impl, r, e, step, repr(loss)) for step, loss in enumerate(record["losses"]))
+        totals = [sum(col) for col in zip(*phases)] if phases else [0.0] * len(PHASES)
+        losses = record["losses"]
+        row = {
+            "impl": impl, "round": r, "epoch": e, "warmup": int(record["warmup"]), "steps": len(phases),
+            "wall_seconds": record["wall"],
+            **{f"{p}_seconds": t for p, t in zip(PHASES, totals)},
+            f"{OTHER}_seconds": record["wall"] - sum(totals),
+            "coverage": sum(totals) / record["wall"] if record["wall"] > 0 else float("nan"),
+            "mean_loss": sum(losses) / len(losses) if losses else float("nan"),
+            "final_loss": losses[-1] if losses else float("nan"),
+            "train_accuracy": record["train_accuracy"],
+            "test_accuracy": record["test_accuracy"],
+        }
+        _, ew = self._files["epochs.csv"]
+        ew.writerow(repr(row[c]) if isinstance(row[c], float) else row[c] for c in EPOCHS_COLUMNS)
+        for fh, _ in self._files.values():
+            fh.flush()
+            os.fsync(fh.fileno())
+        return row
+
+    def close(self) -> None:
+        for fh, _ in self._files.values():
+            fh.close()
+
+
+def read_meta(folder) -> dict:
+    """Read and check ``meta.json`` of a run folder."""
+    folder = Path(folder)
+    path = folder / "meta.json"
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such run folder")
+    if not path.is_file():
+        raise UsageError(f"{folder}: not a perfsuite run folder (no meta.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable or truncated JSON ({exc})") from exc
+    version = meta.get("schema_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise UsageError(f"{path}: has no schema_version")
+    if version > SCHEMA_VERSION:
+        raise UsageError(f"{path}: schema version {version} is newer than this perfsuite reads ({SCHEMA_VERSION}); upgrade perfsuite")
+    return meta

@@ -1,0 +1,98 @@
+"""The run summary: per implementation, medians computed from the raw epoch rows.
+
+Only measured (non-warm-up) epochs count. Phase figures are per-epoch sums
+of the per-step samples; coverage is the sum of the five phases over the
+epoch's wall time (``other`` is what is left).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from perfsuite.progress import console as make_console
+from rich.table import Table
+
+from perfsuite.errors import UsageError
+from perfsuite.interface import OTHER, PHASES
+from perfsuite.results import EPOCHS_COLUMNS, read_meta, write_json
+
+PHASE_COLUMNS = [f"{p}_seconds" for p in PHASES + (OTHER,)]
+
+
+def read_epochs(folder) -> pd.DataFrame:
+    """``epochs.csv`` of a run folder as a DataFrame, checked for its columns."""
+    path = Path(folder) / "epochs.csv"
+    if not path.is_file():
+        raise UsageError(f"{folder}: not a perfsuite run folder (no epochs.csv)")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{path}: unreadable CSV ({exc})") from exc
+    missing = [c for c in EPOCHS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: missing columns {', '.join(missing)}")
+    return frame
+
+
+def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
+    """Per-implementation medians of the measured epochs, plus run-level facts."""
+    impls = {}
+    statuses = meta.get("implementations", {})
+    names = list(statuses) + [n for n in epochs["impl"].unique() if n not in statuses]
+    for name in names:
+        rows = epochs[(epochs["impl"] == name) & (epochs["warmup"] == 0)]
+        entry = {"status": statuses.get(name, {}).get("status", "unknown"),
+                 "reason": statuses.get(name, {}).get("reason", ""),
+                 "measured_epochs": int(len(rows))}
+        if len(rows):
+            last = rows.iloc[-1]
+            entry.update({
+                "epoch_seconds": float(rows["wall_seconds"].median()),
+                "phase_seconds": {c[: -len("_seconds")]: float(rows[c].median()) for c in PHASE_COLUMNS},
+                "coverage": float(rows["coverage"].median()),
+                "steps_per_epoch": int(last["steps"]),
+                "final_loss": float(last["final_loss"]),
+                "train_accuracy": float(last["train_accuracy"]),
+                "test_accuracy": float(last["test_accuracy"]),
+            })
+        impls[name] = entry
+    return {
+        "run_id": meta.get("run_id"),
+        "status": meta.get("status"),
+        "dataset": meta.get("dataset", {}).get("label"),
+        "threads": meta.get("workload", {}).get("threads"),
+        "implementations": impls,
+    }
+
+
+def write_summary(folder) -> dict:
+    """Compute the summary from a run folder's files and write ``summary.json``."""
+    meta = read_meta(folder)
+    summary = summarize(read_epochs(folder), meta)
+    write_json(Path(folder) / "summary.json", summary)
+    return summary
+
+
+def table(summary: dict) -> Table:
+    """The summary as a rich table: median seconds per epoch and per phase."""
+    t = Table(title=f"median seconds per epoch · {summary.get('dataset')} · {summary.get('threads')} threads")
+    t.add_column("implementation")
+    t.add_column("epoch", justify="right")
+    for p in PHASES + (OTHER,):
+        t.add_column(p, justify="right")
+    t.add_column("coverage", justify="right")
+    t.add_column("test acc", justify="right")
+    for name, entry in summary["implementations"].items():
+        if "epoch_seconds" not in entry:
+            t.add_row(name, f"[red]{entry['status']}[/red]: {entry['reason']}" if entry["reason"] else entry["status"])
+            continue
+        phases = entry["phase_seconds"]
+        t.add_row(name, f"{entry['epoch_seconds']:.3f}", *(f"{phases[p]:.3f}" for p in PHASES + (OTHER,)),
+                  f"{entry['coverage']:.3f}", f"{entry['test_accuracy']:.4f}")
+    return t
+
+
+def print_table(summary: dict, console: Console = None) -> None:
+    """Print the summary table on the terminal."""
+    (console or make_console()).print(table(summary))

@@ -1,0 +1,105 @@
+"""The worker process: one implementation, its own threads, caches and allocator.
+
+The parent sends commands over a pipe (``setup`` a round, run an ``epoch``,
+``stop``); the worker answers each with a message. Any exception in the
+implementation is sent back as ``("error", one_line, traceback)`` and ends
+the worker, so the parent can record it and carry on with the others.
+"""
+
+import signal
+import time
+import traceback
+
+import torch
+
+from perfsuite import data, registry
+from perfsuite.clock import monotonic
+from perfsuite.interface import SetupContext
+from perfsuite.phases import time_epoch
+from perfsuite.workload import epoch_permutation, initial_parameters
+
+EVAL_CHUNK = 8192
+
+
+def accuracy(impl, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``x`` that ``impl.predict`` classifies as ``y``, in chunks."""
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), EVAL_CHUNK):
+            logits = impl.predict(x[start: start + EVAL_CHUNK])
+            correct += int((logits.argmax(1) == y[start: start + EVAL_CHUNK]).sum())
+    return correct / len(x)
+
+
+class WorkerState:
+    """What a worker holds between commands."""
+
+    def __init__(self, spec: str, workload, dataset):
+        torch.set_num_threads(workload.threads)
+        self.workload = workload
+        self.dataset = dataset
+        self.cls = registry.load_class(spec)
+        self.train, self.test = data.load(dataset)
+        self.n_train = workload.train_size(len(self.train.labels))
+        self.eval_train = data.preprocess(self.train.images[: self.n_train])
+        self.eval_test = data.preprocess(self.test.images)
+        self.impl = None
+
+    def setup(self, round_: int) -> dict:
+        """Build a fresh implementation from the shared initial parameters."""
+        self.impl = None
+        wl = self.workload
+        ctx = SetupContext(
+            workload=wl,
+            dataset=self.dataset,
+            train=self.train,
+            test=self.test,
+            n_train=self.n_train,
+            params=initial_parameters(wl),
+            permutation=lambda epoch: epoch_permutation(wl, self.n_train, epoch),
+            clock=monotonic,
+        )
+        impl = self.cls()
+        start = monotonic()
+        metrics = impl.setup(ctx) or {}
+        seconds = monotonic() - start
+        self.impl = impl
+        info = impl.info() if callable(getattr(impl, "info", None)) else {}
+        return {"round": round_, "setup_seconds": seconds, "metrics": dict(metrics), "info": dict(info)}
+
+    def epoch(self, round_: int, epoch: int) -> dict:
+        """Run, time and evaluate one epoch."""
+        m = time_epoch(self.impl, epoch, monotonic)
+        return {
+            "round": round_,
+            "epoch": epoch,
+            "warmup": epoch < self.workload.warmup,
+            "wall": m.wall,
+            "phases": m.phases.tolist(),
+            "losses": m.losses.tolist(),
+            "extra": m.extra,
+            "train_accuracy": accuracy(self.impl, self.eval_train, self.train.labels[: self.n_train]),
+            "test_accuracy": accuracy(self.impl, self.eval_test, self.test.labels),
+        }
+
+
+def main(conn, spec: str, workload, dataset) -> None:
+    """Entry point of a worker process (started by :mod:`perfsuite.runner`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        start = time.perf_counter()
+        state = WorkerState(spec, workload, dataset)
+        conn.send(("ready", {"start_seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
+        while True:
+            command, *args = conn.recv()
+            if command == "stop":
+                break
+            handler = state.setup if command == "setup" else state.epoch
+            conn.send((command, handler(*args)))
+    except (EOFError, BrokenPipeError):
+        return
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        conn.send(("error", message, traceback.format_exc()))
+    finally:
+        conn.close()
