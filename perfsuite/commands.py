@@ -10,6 +10,7 @@ from perfsuite.check import REFERENCE, check_workload, verdicts
 from perfsuite.cli import workload_from
 from perfsuite.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.progress import RunProgress
+from perfsuite.progress import console as make_console
 from perfsuite.runner import DEFAULT_TIMEOUT, Runner
 from perfsuite.summary import print_table, write_summary
 

@@ -1,0 +1,50 @@
+"""Shared fixtures: real MNIST where it exists, a labelled synthetic set otherwise."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from perfsuite import data
+from perfsuite.workload import Workload
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mnist_root():
+    """The MNIST root tests use: $PERFSUITE_DATA, else ../shared/data beside the checkout, else None."""
+    for candidate in (os.environ.get("PERFSUITE_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and data.has_any_mnist_file(candidate):
+            return str(candidate)
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep generated data and build caches of the tests out of the user's cache."""
+    previous = os.environ.get("PERFSUITE_CACHE")
+    if not os.environ.get("PERFSUITE_TEST_KEEP_CACHE"):
+        os.environ["PERFSUITE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("PERFSUITE_CACHE", None)
+    else:
+        os.environ["PERFSUITE_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    """Real MNIST when present (validated), else the synthetic MNIST-shaped set."""
+    root = mnist_root()
+    return data.resolve("mnist", root) if root else data.synthetic_dataset("tests: no MNIST found")
+
+
+@pytest.fixture(scope="session")
+def splits(dataset):
+    return data.load(dataset)
+
+
+@pytest.fixture
+def small_workload():
+    """One short epoch on a small subset: what tests train."""
+    return Workload(epochs=1, warmup=0, repeats=1, subset=0.05, threads=1)
