@@ -14,6 +14,7 @@ run keeps every epoch it finished. JSON files are replaced atomically.
 
 import csv
 import json
+import math
 import os
 import secrets
 import time
@@ -38,12 +39,23 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+def _strict(value):
+    """``value`` with NaN and infinities replaced by ``None``, so the JSON is standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temporary file, fsync, rename)."""
+    """Write standard JSON (NaN becomes null) atomically: temporary file, fsync, rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=False, default=str)
+        json.dump(_strict(payload), fh, indent=2, sort_keys=False, default=str, allow_nan=False)
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())

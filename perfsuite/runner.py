@@ -10,6 +10,7 @@ recorded as failed with its reason and the others go on.
 
 import multiprocessing
 import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -17,6 +18,7 @@ from perfsuite import worker
 from perfsuite.registry import ImplSpec
 
 DEFAULT_TIMEOUT = 900.0
+STARTUP_TIMEOUT = 300.0
 
 
 @dataclass
@@ -88,11 +90,12 @@ class Runner:
         wl = self.workload
         if self.progress:
             self.progress.start(len(live) * wl.repeats * wl.epochs_per_round)
+        interrupted = True
         try:
             for h in live:
                 self._start(h)
             for h in live:
-                ready = self._await(h, "ready", self.timeout)
+                ready = self._await(h, "ready", max(self.timeout, STARTUP_TIMEOUT))
                 if ready:
                     h.start_seconds = ready["start_seconds"]
                     h.status = "running"
@@ -101,8 +104,9 @@ class Runner:
             for h in self.handles:
                 if h.alive:
                     h.status = "ok"
+            interrupted = False
         finally:
-            self._stop_all()
+            self._stop_all(graceful=not interrupted)
             if self.progress:
                 self.progress.stop()
         return self.handles
@@ -137,12 +141,19 @@ class Runner:
             self.progress.status(text)
 
     def _start(self, h: WorkerHandle) -> None:
+        """Spawn a worker with SIGINT ignored from its first instruction (Ctrl-C is the parent's)."""
         parent, child = self._mp.Pipe()
         h.process = self._mp.Process(
             target=worker.main, args=(child, h.spec.spec, self.workload, self.dataset),
             name=f"perfsuite-{h.name}", daemon=True,
         )
-        h.process.start()
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+        try:
+            h.process.start()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
         child.close()
         h.conn = parent
 
@@ -176,11 +187,14 @@ class Runner:
             word = "skipped" if status == "unavailable" else "failed"
             self.progress.note(f"perfsuite: {h.name} {word}: {reason}")
 
-    def _stop_all(self) -> None:
+    def _stop_all(self, graceful: bool) -> None:
+        """Ask every worker to stop (or, after an interrupt, kill it) and reap it."""
         for h in self.handles:
             if h.process is None:
                 continue
-            if h.process.is_alive():
+            if not graceful:
+                h.process.kill()
+            elif h.process.is_alive():
                 try:
                     h.conn.send(("stop",))
                 except (OSError, ValueError):

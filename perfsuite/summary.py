@@ -7,6 +7,7 @@ epoch's wall time (``other`` is what is left).
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -35,6 +36,22 @@ def read_epochs(folder) -> pd.DataFrame:
     return frame
 
 
+def divergence(rows: pd.DataFrame) -> dict:
+    """Whether training diverged (a non-finite loss) and in which (round, epoch) first."""
+    bad = rows[~np.isfinite(rows["mean_loss"].astype(float))]
+    if bad.empty:
+        return {"diverged": False}
+    first = bad.iloc[0]
+    return {"diverged": True, "diverged_at": {"round": int(first["round"]), "epoch": int(first["epoch"])}}
+
+
+def diverged_notes(summary: dict) -> list:
+    """One line per implementation whose loss became NaN or infinite."""
+    return [f"perfsuite: {name} diverged: its loss became NaN or infinite in round {e['diverged_at']['round']}, "
+            f"epoch {e['diverged_at']['epoch']} (try a smaller --lr); its timings are kept but flagged"
+            for name, e in summary["implementations"].items() if e.get("diverged")]
+
+
 def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
     """Per-implementation medians of the measured epochs, plus run-level facts."""
     impls = {}
@@ -44,7 +61,8 @@ def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
         rows = epochs[(epochs["impl"] == name) & (epochs["warmup"] == 0)]
         entry = {"status": statuses.get(name, {}).get("status", "unknown"),
                  "reason": statuses.get(name, {}).get("reason", ""),
-                 "measured_epochs": int(len(rows))}
+                 "measured_epochs": int(len(rows)),
+                 **divergence(epochs[epochs["impl"] == name])}
         if len(rows):
             last = rows.iloc[-1]
             entry.update({
@@ -88,6 +106,8 @@ def table(summary: dict) -> Table:
             t.add_row(name, f"[red]{entry['status']}[/red]: {entry['reason']}" if entry["reason"] else entry["status"])
             continue
         phases = entry["phase_seconds"]
+        if entry.get("diverged"):
+            name = f"{name} [red](diverged)[/red]"
         t.add_row(name, f"{entry['epoch_seconds']:.3f}", *(f"{phases[p]:.3f}" for p in PHASES + (OTHER,)),
                   f"{entry['coverage']:.3f}", f"{entry['test_accuracy']:.4f}")
     return t
