@@ -94,6 +94,22 @@ def build_parser() -> ArgumentParser:
     summary.add_argument("run_dir", help="a run folder (e.g. reports/latest)")
     summary.set_defaults(func=commands.summary)
 
+    from perfsuite import compare as compare_mod
+    from perfsuite import report as report_mod
+
+    rep = sub.add_parser("report", help="write RUN_DIR/index.html: statistics, charts and evidence of a run")
+    rep.add_argument("run_dir", help="a run folder (e.g. reports/latest)")
+    rep.add_argument("--baseline", default=None, help="implementation speedups are measured against (default idiomatic)")
+    rep.set_defaults(func=report_mod.cmd_report)
+
+    cmp = sub.add_parser("compare", help="compare two run folders; exit 1 on a significant slowdown")
+    cmp.add_argument("base_dir", help="the reference run folder")
+    cmp.add_argument("new_dir", help="the run folder to check against it")
+    cmp.add_argument("--threshold", default="5%", help="slowdown that fails, e.g. 5%% (default) or 0.05")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level of the Mann-Whitney test (default 0.05)")
+    cmp.add_argument("--html", default=None, metavar="FILE", help="also write an HTML view of the comparison")
+    cmp.set_defaults(func=compare_mod.cmd_compare)
+
     dat = sub.add_parser("data", help="check or download MNIST")
     dsub = dat.add_subparsers(dest="data_command", metavar="ACTION", parser_class=ArgumentParser)
     dsub.required = True

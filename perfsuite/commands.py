@@ -10,6 +10,7 @@ from perfsuite.check import REFERENCE, check_workload, verdicts
 from perfsuite.cli import workload_from
 from perfsuite.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.progress import RunProgress
+from perfsuite.report import write_report
 from perfsuite.progress import console as make_console
 from perfsuite.runner import DEFAULT_TIMEOUT, Runner
 from perfsuite.summary import print_table, write_summary
@@ -71,6 +72,7 @@ def run(args) -> int:
             progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
     print_table(summary)
     print(f"results: {folder}")
+    print(f"report: {write_report(folder).resolve()}")
     failed = [h for h in handles if h.status == "failed"]
     if failed:
         raise RunFailure("; ".join(f"{h.name} failed: {h.reason}" for h in failed) + f" (results of the others in {folder})")

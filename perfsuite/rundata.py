@@ -1,0 +1,158 @@
+"""A run folder read back for analysis, with its files checked.
+
+:func:`load_run` reads ``meta.json`` (schema version checked by
+:func:`perfsuite.results.read_meta`) and ``epochs.csv`` at once, and
+``phases.csv`` / ``steps.csv`` when first asked for. A missing file, a
+missing column, a row cut short (empty key fields) or a non-number where a
+number belongs raises :class:`~perfsuite.errors.UsageError` naming the file,
+so the command line prints one line and exits with status 2.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from perfsuite.errors import UsageError
+from perfsuite.interface import OTHER, PHASES
+from perfsuite.results import EPOCHS_COLUMNS, PHASES_COLUMNS, STEPS_COLUMNS, read_meta
+
+ALL_PHASES = PHASES + (OTHER,)
+"""The five timed phases plus ``other``, in display order."""
+
+PAIR_KEYS = ["round", "epoch"]
+"""Columns that pair epochs of two implementations within one run."""
+
+_EPOCH_KEYS = ["round", "epoch", "warmup", "steps", "wall_seconds"] + [f"{p}_seconds" for p in ALL_PHASES]
+_REQUIRED = {  # name: (columns, numeric columns that must be filled, numeric columns that may be NaN)
+    "epochs.csv": (EPOCHS_COLUMNS, _EPOCH_KEYS, [c for c in EPOCHS_COLUMNS if c not in _EPOCH_KEYS + ["impl"]]),
+    "phases.csv": (PHASES_COLUMNS, ["round", "epoch", "step", "seconds"], []),
+    "steps.csv": (STEPS_COLUMNS, ["round", "epoch", "step"], ["loss"]),
+}
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def read_table(folder, name: str) -> pd.DataFrame:
+    """One of the run folder's CSV files, checked for columns, truncation and numbers."""
+    path = Path(folder) / name
+    columns, numeric, optional = _REQUIRED[name]
+    if not path.is_file():
+        raise UsageError(f"{folder}: not a complete perfsuite run folder (no {name})")
+    if not _ends_with_newline(path):
+        raise UsageError(f"{path}: the last line is incomplete (truncated or damaged file)")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: missing columns {', '.join(missing)}")
+    for column in numeric + optional:
+        frame[column] = _numeric(frame[column], path, column)
+    keys = ["impl"] + numeric
+    short = frame[keys].isna().any(axis=1)
+    if short.any():
+        line = int(short.to_numpy().nonzero()[0][0]) + 2
+        raise UsageError(f"{path}: line {line} is incomplete (truncated or damaged file)")
+    frame["impl"] = frame["impl"].astype(str)
+    return frame
+
+
+def _numeric(series: pd.Series, path: Path, column: str) -> pd.Series:
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna()
+    if bad.any():
+        line = int(bad.to_numpy().nonzero()[0][0]) + 2
+        raise UsageError(f"{path}: line {line}: {column} is not a number ({series[bad].iloc[0]!r})")
+    return values
+
+
+@dataclass
+class Run:
+    """A run folder's metadata and samples. ``phases`` and ``steps`` load on first use."""
+
+    folder: Path
+    meta: dict
+    epochs: pd.DataFrame
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def phases(self) -> pd.DataFrame:
+        """Per-step phase seconds (``phases.csv``)."""
+        return self._table("phases.csv")
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """Per-step losses (``steps.csv``)."""
+        return self._table("steps.csv")
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in self._cache:
+            self._cache[name] = read_table(self.folder, name)
+        return self._cache[name]
+
+    @property
+    def impls(self) -> list:
+        """Implementation names in meta.json order, then any others found in epochs.csv."""
+        known = list(self.meta.get("implementations", {}))
+        return known + [n for n in self.epochs["impl"].unique() if n not in known]
+
+    def measured(self, impl: str) -> pd.DataFrame:
+        """The non-warm-up epoch rows of ``impl``, in (round, epoch) order."""
+        rows = self.epochs[(self.epochs["impl"] == impl) & (self.epochs["warmup"] == 0)]
+        return rows.sort_values(PAIR_KEYS)
+
+    @property
+    def measured_impls(self) -> list:
+        """Implementations with at least one measured epoch."""
+        return [n for n in self.impls if len(self.measured(n))]
+
+    @property
+    def wide_phases(self) -> pd.DataFrame:
+        """``phases.csv`` one row per step: impl, round, epoch, ``step_no``, warmup, one column per phase."""
+        if "wide" not in self._cache:
+            wide = self.phases.pivot_table(index=["impl", *PAIR_KEYS, "step"], columns="phase", values="seconds",
+                                           aggfunc="first")
+            wide.columns.name = None
+            wide = wide.rename_axis(index={"step": "step_no"}).reset_index()
+            missing = [p for p in PHASES if p not in wide.columns]
+            if missing:
+                raise UsageError(f"{self.folder / 'phases.csv'}: no rows of phase {', '.join(missing)}")
+            warm = self.epochs[["impl", *PAIR_KEYS, "warmup"]]
+            self._cache["wide"] = wide.merge(warm, on=["impl", *PAIR_KEYS], how="left")
+        return self._cache["wide"]
+
+    def measured_steps(self, impl: str) -> pd.DataFrame:
+        """Per-step phase seconds of ``impl`` in measured epochs, one column per phase, in order."""
+        wide = self.wide_phases
+        rows = wide[(wide["impl"] == impl) & (wide["warmup"] == 0)]
+        return rows.sort_values([*PAIR_KEYS, "step_no"]).reset_index(drop=True)
+
+    def status(self, impl: str) -> dict:
+        """meta.json's record of ``impl`` (empty when it has none)."""
+        return self.meta.get("implementations", {}).get(impl, {})
+
+    @property
+    def label(self) -> str:
+        """The dataset label (MNIST, or the loud synthetic label)."""
+        return self.meta.get("dataset", {}).get("label") or "unknown dataset"
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the run trained on the synthetic MNIST-shaped set."""
+        return bool(self.meta.get("dataset", {}).get("synthetic"))
+
+
+def load_run(folder) -> Run:
+    """Read and check a run folder (meta.json and epochs.csv now, the rest on demand)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    return Run(folder, meta, read_table(folder, "epochs.csv"))
