@@ -1,0 +1,288 @@
+"""The machine's roofline for the workload: measured matmul throughput, the epoch's arithmetic, the floor.
+
+Arithmetic of one epoch, counting a multiply-add as 2 flops, with ``N`` the
+samples of the epoch, ``h`` the hidden width, ``S = ceil(N / batch)`` the
+steps and ``P = 784·h + h + 10·h + 10`` the parameters::
+
+    forward  = 2·N·(784·h + 10·h)                 the two layers' matmuls
+    backward = 2·N·(784·h + 10·h) + 2·N·10·h      weight gradients xᵀ·dh and aᵀ·g, plus the hidden
+                                                  activation gradient g·W2ᵀ (no input gradient)
+    update   = 5·P·S                              v = βv + (1−β)g (3 flops), p −= lr·v (2 flops)
+    total    = forward + backward + update
+
+Bias additions, ReLU, softmax and the loss are not counted (O(N·h): under 1%
+of the total at h = 128). For the article's workload (N = 60,000, h = 128,
+batch 128) the total is 24.78 GFLOP.
+
+The **peak** is the highest single-precision matmul throughput measured at the
+run's thread count, over the workload's own five matmul shapes (batch x 784
+@ 784 x h and the others above) and a large square one. The **compute floor**
+is ``total / peak`` seconds: no loop can train an epoch faster on this
+machine. Each implementation is then given its achieved GFLOP/s
+(``total / epoch seconds``), its share of the peak and its epoch time as a
+multiple of the floor. The **matmul floor** is the time the epoch's matmuls
+take at the rates measured for their own shapes: what a perfect loop at
+this batch size would need (it is above the compute floor when small shapes
+run below the peak).
+
+The measurement runs in a short-lived process of its own with the run's
+thread count (:func:`measure_in_process`), before any worker starts, so it
+sees the same thread pool size and a quiet machine; it takes about one
+second (``--no-roofline`` skips it).
+"""
+
+import math
+import multiprocessing
+import signal
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+from perfsuite.workload import CLASSES, INPUTS
+
+SQUARE = 1024
+"""Size of the large square matmul (1024³: big enough for the blocked kernels, small enough for the budget)."""
+
+BUDGET_SECONDS = 1.2
+"""Total time the throughput measurement may spend (split evenly between the shapes)."""
+
+MIN_BATCH_SECONDS = 0.002
+"""Calls are timed in batches of at least this long, so the clock's resolution does not matter."""
+
+CALIBRATION_CALLS = 3
+"""Single calls timed (after one warm-up call) to size the batches; the fastest one counts."""
+
+MIN_BATCHES = 2
+"""Batches timed per shape even when the budget is spent (the best one gives the rate)."""
+
+UPDATE_FLOPS_PER_PARAMETER = 5
+"""v = βv + (1−β)g is 3 flops, p −= lr·v is 2 flops, per parameter per step."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One matmul ``(m x k) @ (k x n)``; ``transposed_a`` stores the left operand as k x m (like xᵀ)."""
+
+    name: str
+    m: int
+    k: int
+    n: int
+    transposed_a: bool = False
+    per_step: bool = True
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations of one product (2·m·k·n)."""
+        return 2 * self.m * self.k * self.n
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "m": self.m, "k": self.k, "n": self.n, "transposed_a": self.transposed_a}
+
+
+def parameters(hidden: int) -> int:
+    """Number of trained parameters: W1, b1, W2, b2."""
+    return INPUTS * hidden + hidden + hidden * CLASSES + CLASSES
+
+
+def epoch_flops(samples: int, hidden: int, batch_size: int) -> dict:
+    """Flops of one epoch over ``samples`` samples (see the module docstring for the formula)."""
+    steps = math.ceil(samples / batch_size)
+    layers = INPUTS * hidden + hidden * CLASSES
+    forward = 2 * samples * layers
+    backward = 2 * samples * layers + 2 * samples * hidden * CLASSES
+    update = UPDATE_FLOPS_PER_PARAMETER * parameters(hidden) * steps
+    return {"forward": forward, "backward": backward, "update": update,
+            "total": forward + backward + update, "steps": steps, "samples": samples}
+
+
+def workload_shapes(batch: int, hidden: int, square: int = SQUARE) -> list:
+    """The five matmuls of one training step at ``batch`` rows, and the large square one."""
+    return [
+        Shape("forward x·W1", batch, INPUTS, hidden),
+        Shape("forward a·W2", batch, hidden, CLASSES),
+        Shape("backward xᵀ·dh", INPUTS, batch, hidden, transposed_a=True),
+        Shape("backward aᵀ·g", hidden, batch, CLASSES, transposed_a=True),
+        Shape("backward g·W2ᵀ", batch, CLASSES, hidden),
+        Shape(f"square {square}", square, square, square, per_step=False),
+    ]
+
+
+def _operands(shape: Shape):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(shape.k, shape.m, generator=g).t() if shape.transposed_a else torch.randn(shape.m, shape.k, generator=g)
+    return a, torch.randn(shape.k, shape.n, generator=g), torch.empty(shape.m, shape.n)
+
+
+def time_shape(shape: Shape, seconds: float) -> dict:
+    """GFLOP/s of ``shape`` (best and median batch of calls) within about ``seconds``."""
+    import torch
+
+    a, b, out = _operands(shape)
+    torch.mm(a, b, out=out)
+    singles = []
+    for _ in range(CALIBRATION_CALLS):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        singles.append(time.perf_counter() - start)
+    calls = max(1, math.ceil(MIN_BATCH_SECONDS / max(min(singles), 1e-9)))
+    per_call = []
+    deadline = time.perf_counter() + seconds
+    while len(per_call) < MIN_BATCHES or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+        per_call.append((time.perf_counter() - start) / calls)
+    return {**shape.to_dict(), "calls": calls * len(per_call),
+            "best_gflops": shape.flops / min(per_call) / 1e9,
+            "median_gflops": shape.flops / statistics.median(per_call) / 1e9}
+
+
+def measure(threads: int, batch: int, hidden: int, square: int = SQUARE, budget: float = BUDGET_SECONDS) -> dict:
+    """Set ``threads`` torch threads and time every shape; returns the throughput record."""
+    import torch
+
+    torch.set_num_threads(threads)
+    shapes = workload_shapes(batch, hidden, square)
+    start = time.perf_counter()
+    rates = [time_shape(s, budget / len(shapes)) for s in shapes]
+    return {"threads": torch.get_num_threads(), "shapes": rates, "measure_seconds": time.perf_counter() - start}
+
+
+def floor_record(throughput: dict, samples: int, hidden: int, batch_size: int) -> dict:
+    """The roofline of a run: measured rates, peak, the epoch's flops, the compute and matmul floors."""
+    flops = epoch_flops(samples, hidden, batch_size)
+    rates = throughput["shapes"]
+    peak = max(r["best_gflops"] for r in rates)
+    per_step = [r for r in rates if not r["name"].startswith("square")]
+    step_flops = sum(2 * r["m"] * r["k"] * r["n"] for r in per_step)
+    step_seconds = sum(2 * r["m"] * r["k"] * r["n"] / (r["best_gflops"] * 1e9) for r in per_step)
+    matmul_flops = flops["forward"] + flops["backward"]
+    return {
+        **throughput, "peak_gflops": peak,
+        "peak_shape": max(rates, key=lambda r: r["best_gflops"])["name"],
+        "workload_shapes_gflops": step_flops / step_seconds / 1e9,
+        "flops": flops, "floor_seconds": flops["total"] / (peak * 1e9),
+        "matmul_floor_seconds": matmul_flops / (step_flops / step_seconds),
+        "formula": "forward 2N(784h+10h) + backward 2N(784h+10h) + 2N·10h + update 5·P·steps",
+    }
+
+
+def _child(conn, threads: int, batch: int, hidden: int, square: int, budget: float) -> None:
+    """Entry point of the measuring process: send back ``("ok", record)`` or ``("error", line)``."""
+    try:
+        conn.send(("ok", measure(threads, batch, hidden, square, budget)))
+    except Exception as exc:  # reported to the parent, which records it in meta.json
+        conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    finally:
+        conn.close()
+
+
+def measure_in_process(workload, samples: int, timeout: float = 120.0, square: int = SQUARE,
+                       budget: float = BUDGET_SECONDS) -> dict:
+    """Measure the roofline in a fresh process with the workload's thread count.
+
+    Returns the :func:`floor_record`, or ``{"error": reason}`` when the
+    measurement could not be made (the run goes on without a floor).
+    """
+    batch = min(workload.batch_size, samples)
+    mp = multiprocessing.get_context("spawn")
+    parent, child = mp.Pipe(duplex=False)
+    process = mp.Process(target=_child, args=(child, workload.threads, batch, workload.hidden, square, budget),
+                         name="perfsuite-roofline", daemon=True)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        process.start()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            return {"error": f"no answer within {timeout:g} s"}
+        status, payload = parent.recv()
+    except EOFError:
+        return {"error": f"the measuring process ended without an answer (exit status {process.exitcode})"}
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+        parent.close()
+    if status != "ok":
+        return {"error": payload}
+    return floor_record(payload, samples, workload.hidden, workload.batch_size)
+
+
+def for_run(workload, dataset, timeout: float, progress=None) -> dict:
+    """The roofline record of a run on ``dataset`` (a note on ``progress`` when it could not be measured)."""
+    record = measure_in_process(workload, workload.train_size(dataset.n_train), timeout)
+    if "error" in record and progress is not None:
+        progress.note(f"perfsuite: {describe(record)}; the run goes on without a compute floor")
+    return record
+
+
+def impl_figures(roofline: dict, epoch_seconds: float) -> dict:
+    """Achieved GFLOP/s, share of the peak and multiple of the floor of one median epoch time."""
+    achieved = roofline["flops"]["total"] / epoch_seconds / 1e9 if epoch_seconds > 0 else math.nan
+    return {"achieved_gflops": achieved, "share_of_peak": achieved / roofline["peak_gflops"],
+            "floor_multiple": epoch_seconds / roofline["floor_seconds"],
+            "matmul_floor_multiple": epoch_seconds / roofline["matmul_floor_seconds"]}
+
+
+def annotate(summary: dict, meta: dict) -> dict:
+    """Add the run's roofline to ``summary`` and each implementation's figures against it."""
+    roofline = meta.get("roofline")
+    if not roofline:
+        return summary
+    if "floor_seconds" not in roofline:
+        summary["roofline"] = {"error": roofline.get("error", "not measured")}
+        return summary
+    summary["roofline"] = {key: roofline[key] for key in ("peak_gflops", "peak_shape", "workload_shapes_gflops",
+                                                          "floor_seconds", "matmul_floor_seconds", "flops", "threads")}
+    for entry in summary["implementations"].values():
+        if entry.get("epoch_seconds"):
+            entry["roofline"] = impl_figures(roofline, entry["epoch_seconds"])
+    return summary
+
+
+def describe(roofline: dict) -> str:
+    """One line: peak, flops per epoch and the floor (or why there is none)."""
+    if "floor_seconds" not in roofline:
+        return f"roofline not measured: {roofline.get('error', 'unknown reason')}"
+    return (f"compute floor {roofline['floor_seconds']:.3f} s = {roofline['flops']['total'] / 1e9:.2f} GFLOP per epoch "
+            f"at the measured peak {roofline['peak_gflops']:.0f} GFLOP/s ({roofline['peak_shape']}, "
+            f"{roofline['threads']} threads); matmul floor at the workload's shapes "
+            f"{roofline['matmul_floor_seconds']:.3f} s")
+
+
+def report_html(meta: dict, analysis) -> str:
+    """The run report's roofline section body: the floor in words and two tables ("" without a roofline)."""
+    import html as html_lib
+
+    import pandas as pd
+
+    from perfsuite.tables import html
+
+    roof = meta.get("roofline")
+    if not roof:
+        return ""
+    if "floor_seconds" not in roof:
+        return f'<div class="warn">{html_lib.escape(describe(roof))}</div>'
+    rows = []
+    for name, s in analysis.impls.items():
+        est, floor = s.epoch, roof["floor_seconds"]
+        figures = impl_figures(roof, est.median)
+        rows.append({"implementation": name, "median epoch s": f"{est.median:.3f}",
+                     "× compute floor (95% CI)": f"{est.median / floor:.2f}"
+                     + (f" ({est.ci_low / floor:.2f}–{est.ci_high / floor:.2f})" if est.has_interval else ""),
+                     "achieved GFLOP/s": f"{figures['achieved_gflops']:.1f}",
+                     "share of peak": f"{figures['share_of_peak']:.0%}",
+                     "× matmul floor": f"{figures['matmul_floor_multiple']:.2f}"})
+    shapes = pd.DataFrame([{"matmul": r["name"], "m × k × n": f"{r['m']} × {r['k']} × {r['n']}",
+                            "best GFLOP/s": f"{r['best_gflops']:.1f}", "median GFLOP/s": f"{r['median_gflops']:.1f}",
+                            "calls": r["calls"]} for r in roof["shapes"]])
+    return (f"<p>{html_lib.escape(describe(roof))}.</p>" + (html(pd.DataFrame(rows)) if rows else "")
+            + "<h3>Measured matmul throughput</h3>" + html(shapes))

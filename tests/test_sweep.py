@@ -1,0 +1,102 @@
+"""``perfsuite sweep``: --vary parsing and its one-line errors, and a tiny sweep end to end."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from perfsuite import sweep
+from perfsuite.cli import main
+from perfsuite.errors import UsageError
+from tests.test_run import data_args
+
+
+def one_line_error(capsys, fragment):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("perfsuite: error: ") and fragment in lines[0], lines[0]
+
+
+def test_parse_one_and_two_axes():
+    axes = sweep.parse_vary(["batch-size=32,64", "subset=0.5,1"])
+    assert [(a.name, a.values) for a in axes] == [("batch_size", (32, 64)), ("subset", (0.5, 1.0))]
+    assert sweep.point_values(axes) == [
+        {"batch_size": 32, "subset": 0.5}, {"batch_size": 32, "subset": 1.0},
+        {"batch_size": 64, "subset": 0.5}, {"batch_size": 64, "subset": 1.0}]
+    assert sweep.label({"batch_size": 32, "subset": 0.5}) == "batch_size-32+subset-0.5"
+    assert sweep.parse_vary(["threads= 1, 2"])[0].values == (1, 2)
+
+
+@pytest.mark.parametrize("texts,fragment", [
+    ([], "sweep needs --vary NAME=V1,V2"),
+    (["lr=0.1,0.2"], "--vary lr=0.1,0.2: unknown name 'lr' (one of batch_size, threads, hidden, subset)"),
+    (["batch_size=32,abc"], "--vary batch_size=32,abc: 'abc' is not a whole number"),
+    (["hidden=64.5"], "--vary hidden=64.5: '64.5' is not a whole number"),
+    (["subset=0.1,lots"], "--vary subset=0.1,lots: 'lots' is not a number"),
+    (["subset=nan"], "'nan' is not a finite number"),
+    (["batch_size=32,,64"], "'' is not a whole number"),
+    (["batch_size"], "--vary batch_size: expected NAME=V1,V2,…"),
+    (["batch_size="], "expected NAME=V1,V2,…"),
+    (["batch_size=32,32"], "32 listed twice"),
+    (["threads=1", "threads=2"], "--vary threads: given twice"),
+    (["threads=1", "hidden=8", "subset=0.1"], "at most 2 names at a time"),
+])
+def test_bad_vary_values(texts, fragment):
+    with pytest.raises(UsageError) as info:
+        sweep.parse_vary(texts)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("vary,fragment", [
+    ("batch_size=32,0", "--vary batch_size=0: must be a whole number of at least 1"),
+    ("subset=0.5,1.5", "--vary subset=1.5: must be a fraction in (0, 1]"),
+    ("threads=0", "--vary threads=0: must be a whole number of at least 1"),
+    ("width=8", "unknown name 'width'"),
+])
+def test_bad_vary_on_the_command_line_is_one_line(vary, fragment, capsys, tmp_path):
+    assert main(["sweep", "--vary", vary, "--impls", "store", "--out", str(tmp_path / "s"), "--quiet",
+                 *data_args()]) == 2
+    one_line_error(capsys, fragment)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    status = main(["sweep", "--vary", "batch_size=64,256", "--impls", "store,tuned", "--subset", "0.02",
+                   "--epochs", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--quiet", *data_args()])
+    assert status == 0
+    return out
+
+
+def test_tiny_sweep_writes_points_table_and_page(tiny_sweep):
+    record = json.loads((tiny_sweep / "sweep.json").read_text())
+    assert record["status"] == "complete" and record["vary"] == [{"name": "batch_size", "values": [64, 256]}]
+    assert [p["status"] for p in record["points"]] == ["complete", "complete"]
+    for point, batch in zip(record["points"], (64, 256)):
+        meta = json.loads((tiny_sweep / point["folder"] / "meta.json").read_text())
+        assert meta["workload"]["batch_size"] == batch and meta["sweep"]["point"] == point["label"]
+        assert meta["roofline"]["peak_gflops"] > 0
+        summary = json.loads((tiny_sweep / point["folder"] / "summary.json").read_text())
+        assert summary["implementations"]["tuned"]["roofline"]["floor_multiple"] > 1
+    table = pd.read_csv(tiny_sweep / "sweep.csv")
+    assert set(table["quantity"]) == {"epoch", "batching", "forward", "loss", "backward", "step", "other"}
+    assert set(table["impl"]) == {"store", "tuned"} and set(table["batch_size"]) == {64, 256}
+    assert (table["median"][table["quantity"] == "epoch"] > 0).all()
+    assert {f["impl"] for f in record["analysis"]["overhead_fits"]} == {"store", "tuned"}
+    page = (tiny_sweep / "index.html").read_text()
+    assert page.count("<svg") == 3 and "Seconds per sample" in page and "compute floor" in page
+
+
+def test_report_command_redraws_a_sweep(tiny_sweep, capsys):
+    (tiny_sweep / "index.html").unlink()
+    assert main(["report", str(tiny_sweep)]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert (tiny_sweep / "index.html").is_file()
+
+
+def test_damaged_sweep_json_is_one_line(tmp_path, capsys):
+    (tmp_path / "sweep.json").write_text("{not json")
+    assert main(["report", str(tmp_path)]) == 2
+    one_line_error(capsys, "sweep.json: unreadable or truncated JSON")

@@ -1,0 +1,57 @@
+"""``tuned`` trains the same model as ``store``: per-step losses, accuracy and parameters agree."""
+
+import numpy as np
+import pytest
+import torch
+from dataclasses import replace
+
+from impls.store import Store
+from impls.tuned import Tuned
+from perfsuite.check import compare
+from perfsuite.clock import monotonic
+from perfsuite.interface import SetupContext, interface_problems
+from perfsuite.phases import time_epoch
+from perfsuite.workload import epoch_permutation, initial_parameters
+from perfsuite.worker import accuracy
+
+
+def _trained(cls, workload, dataset, splits, epochs=1):
+    train, test = splits
+    n = workload.train_size(len(train.labels))
+    ctx = SetupContext(workload, dataset, train, test, n, initial_parameters(workload),
+                       lambda e: epoch_permutation(workload, n, e), monotonic)
+    impl = cls()
+    impl.setup(ctx)
+    losses = np.concatenate([time_epoch(impl, e).losses for e in range(epochs)])
+    x = impl.x if hasattr(impl, "x") else None
+    return impl, losses, x, train.labels[:n]
+
+
+@pytest.mark.parametrize("loss,batch", [("ce", 128), ("ce", 100), ("mse", 64)])
+def test_tuned_matches_store(loss, batch, small_workload, dataset, splits):
+    torch.set_num_threads(1)
+    wl = replace(small_workload, loss=loss, batch_size=batch)
+    store, ref, x, y = _trained(Store, wl, dataset, splits, epochs=2)
+    tuned, ours, _, _ = _trained(Tuned, wl, dataset, splits, epochs=2)
+    record = {"losses": ours, "train_accuracy": accuracy(tuned, x, y)}
+    reference = {"losses": ref, "train_accuracy": accuracy(store, x, y)}
+    verdict = compare("tuned", record, reference)
+    assert verdict.ok, verdict.problem
+    assert verdict.max_rel_loss_diff < 1e-5
+    with torch.no_grad():
+        assert torch.allclose(tuned.predict(x[:256]), store.predict(x[:256]), rtol=1e-3, atol=1e-4)
+
+
+def test_tuned_is_a_staged_implementation():
+    assert interface_problems(Tuned) == []
+
+
+def test_tuned_reuses_its_buffers(small_workload, dataset, splits):
+    tuned, _, _, _ = _trained(Tuned, small_workload, dataset, splits)
+    first = [x.data_ptr() for x, _ in tuned.batches(0)]
+    assert len(set(first)) == 1, "every batch is gathered into the same preallocated buffer"
+    grads = [g.data_ptr() for g in tuned.grads]
+    x, y = next(iter(tuned.batches(1)))
+    tuned.backward(tuned.loss(tuned.forward(x), y))
+    tuned.step()
+    assert [g.data_ptr() for g in tuned.grads] == grads
