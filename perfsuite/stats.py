@@ -194,7 +194,8 @@ def min_p_value(n_old: int, n_new: int) -> float:
     """The smallest two-sided exact Mann–Whitney p-value reachable with these sample sizes."""
     if n_old == 0 or n_new == 0:
         return math.nan
-    return min(1.0, 2.0 / math.comb(n_old + n_new, n_old))
+    log_comb = math.lgamma(n_old + n_new + 1) - math.lgamma(n_old + 1) - math.lgamma(n_new + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
 
 
 def mean_interval(samples, seed: int = SEED, confidence: float = CONFIDENCE,

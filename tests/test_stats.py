@@ -108,6 +108,7 @@ def test_min_p_value():
     assert stats.min_p_value(3, 3) == pytest.approx(0.1)
     assert stats.min_p_value(4, 4) == pytest.approx(2 / 70)
     assert stats.min_p_value(1, 1) == 1.0
+    assert stats.min_p_value(2345, 2345) == 0.0  # thousands of steps: no overflow
 
 
 def test_mean_interval():
