@@ -188,8 +188,11 @@ def write_sweep_report(folder) -> Path:
         sentences=record["analysis"]["crossovers"], synthetic=bool(record["dataset"].get("synthetic")))
     path = folder / PAGE
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the sweep page ({exc.strerror})") from exc
     return path
 
 

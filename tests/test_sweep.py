@@ -100,3 +100,53 @@ def test_damaged_sweep_json_is_one_line(tmp_path, capsys):
     (tmp_path / "sweep.json").write_text("{not json")
     assert main(["report", str(tmp_path)]) == 2
     one_line_error(capsys, "sweep.json: unreadable or truncated JSON")
+
+
+def _fake_sweep(folder, batches=(16, 64, 256), threads=(1, 2), fixed=100e-6, per_sample=2e-6):
+    """A two-axis sweep folder of hand-made points (no roofline): step seconds = fixed + per_sample · batch."""
+    import json as json_mod
+    import math
+
+    from perfsuite.results import write_json
+    from tests.fakerun import make_run
+
+    points = []
+    for b in batches:
+        for t in threads:
+            values = {"batch_size": b, "threads": t}
+            name = sweep.label(values)
+            step = (fixed + per_sample * b) / t
+            means = {p: step / 5 for p in ("batching", "forward", "loss", "backward", "step")}
+            make_run(folder / name, {"loop": means}, epochs=3, warmup=1, steps=math.ceil(1200 / b), noise=0.01, other=0.0)
+            meta_path = folder / name / "meta.json"
+            meta = json_mod.loads(meta_path.read_text())
+            meta["workload"].update(batch_size=b, threads=t, subset=0.02)
+            write_json(meta_path, meta)
+            points.append({"label": name, "folder": name, "values": values, "status": "complete"})
+    record = {"schema_version": 1, "kind": "sweep", "sweep_id": "fake", "created": "now", "status": "complete",
+              "machine": {"cpu_model": "Test CPU"}, "software": {"torch": "2.14.1"},
+              "vary": [{"name": "batch_size", "values": list(batches)}, {"name": "threads", "values": list(threads)}],
+              "base_workload": {"epochs": 3, "warmup": 1, "repeats": 1}, "impls": ["loop"], "roofline": False,
+              "dataset": {"label": "MNIST", "synthetic": False, "n_train": 60000}, "points": points}
+    write_json(folder / "sweep.json", record)
+    return folder
+
+
+def test_two_axis_sweep_without_roofline_fits_the_overhead(tmp_path):
+    from perfsuite import sweep_report
+
+    folder = _fake_sweep(tmp_path / "s")
+    sweep_report.write_sweep_report(folder)
+    record = json.loads((folder / "sweep.json").read_text())
+    fits = {f["threads"]: f for f in record["analysis"]["overhead_fits"]}
+    assert set(fits) == {1, 2}
+    assert fits[1]["fixed_seconds_per_step"] == pytest.approx(100e-6, rel=0.1)
+    assert fits[1]["seconds_per_sample"] == pytest.approx(2e-6, rel=0.1)
+    assert fits[1]["crossover_batch"] == pytest.approx(50, rel=0.15)
+    assert "below batch ≈ 5" in record["analysis"]["crossovers"][0]
+    table = pd.read_csv(folder / "sweep.csv")
+    epoch = table[(table["quantity"] == "epoch") & (table["threads"] == 1)].sort_values("batch_size")
+    assert epoch["median"].iloc[0] == pytest.approx((100e-6 + 2e-6 * 16) / 16, rel=0.05)
+    assert table["floor_multiple"].isna().all()
+    page = (folder / "index.html").read_text()
+    assert page.count("<svg") == 2 and "Distance to the compute floor" not in page and "threads=2" in page
