@@ -49,7 +49,7 @@ class RunProgress:
 
     def note(self, text: str) -> None:
         """A one-line note that always reaches the user (on stderr)."""
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:

@@ -19,17 +19,35 @@ def mnist_root():
     return None
 
 
+TEST_BUILD_CACHE = REPO / ".cache" / "test-build"
+"""Where tests keep compiled builds (the native extension) across sessions; keyed by source hash."""
+
+
+def _set_env(name: str, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    """Keep generated data and build caches of the tests out of the user's cache."""
-    previous = os.environ.get("PERFSUITE_CACHE")
+    """Keep generated data and build caches of the tests out of the user's cache.
+
+    Generated data goes to a fresh folder per session (unless
+    ``PERFSUITE_TEST_KEEP_CACHE`` is set). Compiled builds, which take tens of
+    seconds and are keyed by the hash of their sources, persist across
+    sessions in ``.cache/test-build`` of the checkout unless
+    ``PERFSUITE_BUILD_CACHE`` already names a folder.
+    """
+    previous = {name: os.environ.get(name) for name in ("PERFSUITE_CACHE", "PERFSUITE_BUILD_CACHE")}
     if not os.environ.get("PERFSUITE_TEST_KEEP_CACHE"):
         os.environ["PERFSUITE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    if not previous["PERFSUITE_BUILD_CACHE"]:
+        os.environ["PERFSUITE_BUILD_CACHE"] = str(TEST_BUILD_CACHE)
     yield
-    if previous is None:
-        os.environ.pop("PERFSUITE_CACHE", None)
-    else:
-        os.environ["PERFSUITE_CACHE"] = previous
+    for name, value in previous.items():
+        _set_env(name, value)
 
 
 @pytest.fixture(scope="session")
