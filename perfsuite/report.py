@@ -67,9 +67,14 @@ def _notices(run: Run) -> list:
     """Implementation info entries that warn (deprecations, warnings), as ``(impl, text)``."""
     found = []
     for name in run.impls:
+        shown = []
         for key, value in (run.status(name).get("info") or {}).items():
-            if any(word in key.lower() for word in ("deprecat", "warning", "notice")):
-                found.append((name, f"{key}: {value}"))
+            if isinstance(value, bool) or not any(word in key.lower() for word in ("deprecat", "warning", "notice")):
+                continue
+            text = value if isinstance(value, str) else "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+            if text and not any(text in earlier or earlier in text for earlier in shown):
+                shown.append(text)
+                found.append((name, f"{key}: {text}"))
     return found
 
 
