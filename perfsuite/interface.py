@@ -29,6 +29,14 @@ PHASES = ("batching", "forward", "loss", "backward", "step")
 OTHER = "other"
 """Epoch wall time not inside any of the five phases."""
 
+SUBPHASES = {"comm": "backward"}
+"""Sub-intervals of a phase that some implementations also measure, by the phase that contains them.
+
+``comm`` (only multi-rank implementations such as ``ddp``) is the part of
+``backward`` during which a gradient all-reduce is in flight. A sub-phase is
+already counted in its parent phase: never add it to the five.
+"""
+
 STAGED_METHODS = ("batches", "forward", "loss", "backward", "step")
 
 
@@ -57,12 +65,15 @@ class EpochTiming:
     """Per-step phase seconds and losses of one epoch.
 
     ``phases`` has one row per step, one column per entry of :data:`PHASES`;
-    ``losses`` one detached scalar per step.
+    ``losses`` one detached scalar per step; ``subphases`` maps a name of
+    :data:`SUBPHASES` to its seconds per step (only for implementations that
+    measure one).
     """
 
     phases: Sequence[Sequence[float]]
     losses: torch.Tensor
     extra: dict = field(default_factory=dict)
+    subphases: dict = field(default_factory=dict)
 
 
 class Implementation:

@@ -2,14 +2,23 @@
 
 ``reports/<run-id>/`` holds
 
-* ``phases.csv``  — impl, round, epoch, step, phase, seconds (one row per phase of each step);
-* ``steps.csv``   — impl, round, epoch, step, loss;
-* ``epochs.csv``  — one row per epoch: warm-up flag, wall, per-phase and other seconds, loss, accuracy;
+* ``phases.csv``  — impl, round, epoch, step, phase, seconds, rank (one row per phase of each step);
+* ``steps.csv``   — impl, round, epoch, step, loss, rank;
+* ``epochs.csv``  — one row per epoch (and rank): warm-up flag, wall, per-phase and other seconds,
+  loss, accuracy, sub-phase seconds (``comm_seconds``), rank;
 * ``meta.json``   — schema version, machine, software, workload, dataset, implementations, status;
 * ``summary.json``— statistics computed from the CSV files (see :mod:`perfsuite.summary`).
 
 Rows are appended and flushed to disk after every epoch, so an interrupted
 run keeps every epoch it finished. JSON files are replaced atomically.
+
+Schema 2 added, at the end of the rows so readers that select columns by
+name keep working: a ``rank`` column in the three CSV files (0 for
+single-process implementations; a multi-rank implementation writes one set of
+rows per rank), ``phase`` rows ``comm`` in ``phases.csv`` for implementations
+that measure it (a sub-interval of ``backward``, already counted in it), and
+``comm_seconds`` in ``epochs.csv`` (empty when not measured). Schema-1
+folders have none of these; :func:`with_rank` reads them as rank 0.
 """
 
 import csv
@@ -21,9 +30,10 @@ import time
 from pathlib import Path
 
 from perfsuite.errors import UsageError
-from perfsuite.interface import OTHER, PHASES
+from perfsuite.interface import OTHER, PHASES, SUBPHASES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RANK = "rank"
 PHASES_COLUMNS = ["impl", "round", "epoch", "step", "phase", "seconds"]
 STEPS_COLUMNS = ["impl", "round", "epoch", "step", "loss"]
 EPOCHS_COLUMNS = (
@@ -31,6 +41,13 @@ EPOCHS_COLUMNS = (
     + [f"{p}_seconds" for p in PHASES]
     + [f"{OTHER}_seconds", "coverage", "mean_loss", "final_loss", "train_accuracy", "test_accuracy"]
 )
+"""The columns every schema has (what readers may require); schema 2 writes more, see below."""
+SUBPHASE_COLUMNS = [f"{name}_seconds" for name in SUBPHASES]
+WRITTEN_COLUMNS = {
+    "phases.csv": PHASES_COLUMNS + [RANK],
+    "steps.csv": STEPS_COLUMNS + [RANK],
+    "epochs.csv": EPOCHS_COLUMNS + SUBPHASE_COLUMNS + [RANK],
+}
 FILES = ("phases.csv", "steps.csv", "epochs.csv", "meta.json", "summary.json")
 
 
@@ -96,7 +113,7 @@ class ResultsWriter:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._files = {}
-        for name, columns in (("phases.csv", PHASES_COLUMNS), ("steps.csv", STEPS_COLUMNS), ("epochs.csv", EPOCHS_COLUMNS)):
+        for name, columns in WRITTEN_COLUMNS.items():
             fh = open(self.folder / name, "a", newline="")
             writer = csv.writer(fh)
             if fh.tell() == 0:
@@ -108,29 +125,19 @@ class ResultsWriter:
         write_json(self.folder / "meta.json", {"schema_version": SCHEMA_VERSION, **meta})
 
     def append_epoch(self, impl: str, record: dict) -> dict:
-        """Append one epoch's raw samples and its epoch row; flush them to disk. Returns the row."""
-        r, e = record["round"], record["epoch"]
+        """Append one epoch's raw samples (of one rank) and its epoch row; flush them to disk. Returns the row."""
+        r, e, rank = record["round"], record["epoch"], record.get(RANK, 0)
         phases = record["phases"]
+        subphases = record.get("subphases") or {}
         _, pw = self._files["phases.csv"]
         for step, row in enumerate(phases):
-            pw.writerows((impl, r, e, step, name, repr(sec)) for name, sec in zip(PHASES, row))
+            pw.writerows((impl, r, e, step, name, repr(sec), rank) for name, sec in zip(PHASES, row))
+            pw.writerows((impl, r, e, step, name, repr(float(values[step])), rank) for name, values in subphases.items())
         _, sw = self._files["steps.csv"]
-        sw.writerows((impl, r, e, step, repr(loss)) for step, loss in enumerate(record["losses"]))
-        totals = [sum(col) for col in zip(*phases)] if phases else [0.0] * len(PHASES)
-        losses = record["losses"]
-        row = {
-            "impl": impl, "round": r, "epoch": e, "warmup": int(record["warmup"]), "steps": len(phases),
-            "wall_seconds": record["wall"],
-            **{f"{p}_seconds": t for p, t in zip(PHASES, totals)},
-            f"{OTHER}_seconds": record["wall"] - sum(totals),
-            "coverage": sum(totals) / record["wall"] if record["wall"] > 0 else float("nan"),
-            "mean_loss": sum(losses) / len(losses) if losses else float("nan"),
-            "final_loss": losses[-1] if losses else float("nan"),
-            "train_accuracy": record["train_accuracy"],
-            "test_accuracy": record["test_accuracy"],
-        }
+        sw.writerows((impl, r, e, step, repr(loss), rank) for step, loss in enumerate(record["losses"]))
+        row = epoch_row(impl, record)
         _, ew = self._files["epochs.csv"]
-        ew.writerow(repr(row[c]) if isinstance(row[c], float) else row[c] for c in EPOCHS_COLUMNS)
+        ew.writerow(_cell(row[c]) for c in WRITTEN_COLUMNS["epochs.csv"])
         for fh, _ in self._files.values():
             fh.flush()
             os.fsync(fh.fileno())
@@ -139,6 +146,39 @@ class ResultsWriter:
     def close(self) -> None:
         for fh, _ in self._files.values():
             fh.close()
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def epoch_row(impl: str, record: dict) -> dict:
+    """The ``epochs.csv`` row of one epoch record (sub-phase columns ``None`` when not measured)."""
+    phases, losses, wall = record["phases"], record["losses"], record["wall"]
+    totals = [sum(col) for col in zip(*phases)] if phases else [0.0] * len(PHASES)
+    subphases = record.get("subphases") or {}
+    return {
+        "impl": impl, "round": record["round"], "epoch": record["epoch"], "warmup": int(record["warmup"]),
+        "steps": len(phases), "wall_seconds": wall,
+        **{f"{p}_seconds": t for p, t in zip(PHASES, totals)},
+        f"{OTHER}_seconds": wall - sum(totals),
+        "coverage": sum(totals) / wall if wall > 0 else float("nan"),
+        "mean_loss": sum(losses) / len(losses) if losses else float("nan"),
+        "final_loss": losses[-1] if losses else float("nan"),
+        "train_accuracy": record["train_accuracy"],
+        "test_accuracy": record["test_accuracy"],
+        **{f"{name}_seconds": (float(sum(subphases[name])) if name in subphases else None) for name in SUBPHASES},
+        RANK: record.get(RANK, 0),
+    }
+
+
+def with_rank(frame):
+    """``frame`` (a CSV of any schema) with a ``rank`` column: schema-1 rows are rank 0."""
+    if RANK not in frame.columns:
+        frame = frame.assign(**{RANK: 0})
+    return frame
 
 
 def read_meta(folder) -> dict:

@@ -21,9 +21,31 @@ DEFAULT_TIMEOUT = 900.0
 STARTUP_TIMEOUT = 300.0
 
 
+def _exit_reason(process) -> str:
+    process.join(timeout=5)
+    code = process.exitcode
+    if code is None:
+        return "worker stopped answering"
+    if code < 0:
+        try:
+            return f"worker was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker was killed by signal {-code}"
+    return f"worker exited unexpectedly with status {code}"
+
+
+class WorkerLost(Exception):
+    """A worker failed, died or stopped answering; ``reason`` is the one line to report."""
+
+    def __init__(self, reason: str, traceback: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.traceback = traceback
+
+
 @dataclass
 class WorkerHandle:
-    """The parent's view of one worker."""
+    """The parent's view of one worker: a spawned process and the pipe to it."""
 
     spec: ImplSpec
     status: str = "starting"
@@ -44,6 +66,11 @@ class WorkerHandle:
     def alive(self) -> bool:
         return self.status in ("starting", "running")
 
+    @property
+    def started(self) -> bool:
+        """Whether a process was started for this worker."""
+        return self.process is not None
+
     def summary(self) -> dict:
         """What ``meta.json`` records about this implementation."""
         return {
@@ -52,18 +79,76 @@ class WorkerHandle:
             "epochs_done": self.epochs_done,
         }
 
-
-def _exit_reason(process) -> str:
-    process.join(timeout=5)
-    code = process.exitcode
-    if code is None:
-        return "worker stopped answering"
-    if code < 0:
+    def start(self, mp, workload, dataset) -> None:
+        """Spawn the worker with SIGINT ignored from its first instruction (Ctrl-C is the parent's)."""
+        parent, child = mp.Pipe()
+        self.process = mp.Process(target=worker.main, args=(child, self.spec.spec, workload, dataset),
+                                  name=f"perfsuite-{self.name}", daemon=True)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
         try:
-            return f"worker was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"worker was killed by signal {-code}"
-    return f"worker exited unexpectedly with status {code}"
+            self.process.start()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        child.close()
+        self.conn = parent
+
+    def send(self, message: tuple) -> None:
+        """Send one command to the worker."""
+        self.conn.send(message)
+
+    def receive(self, expected: str, timeout: float):
+        """The payload of the worker's next answer; raises :class:`WorkerLost` instead of a bad one."""
+        try:
+            if not self.conn.poll(timeout):
+                self.kill()
+                raise WorkerLost(f"no answer within {timeout:g} s; the worker was stopped (raise --timeout if it is just slow)")
+            message = self.conn.recv()
+        except (EOFError, ConnectionError, OSError):
+            raise WorkerLost(_exit_reason(self.process)) from None
+        return checked(message, expected)
+
+    def records(self, payload) -> list:
+        """The epoch records of one ``epoch`` answer (one per rank; here one)."""
+        return [payload]
+
+    def kill(self) -> None:
+        """Stop the worker at once."""
+        self.process.kill()
+
+    def stop(self, graceful: bool) -> None:
+        """Ask the worker to stop (or, after an interrupt, kill it) and reap it."""
+        if not graceful:
+            self.process.kill()
+        elif self.process.is_alive():
+            try:
+                self.conn.send(("stop",))
+            except (OSError, ValueError):
+                self.process.kill()
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+def checked(message: tuple, expected: str):
+    """The payload of ``message`` if it is the ``expected`` answer; else raise :class:`WorkerLost`."""
+    if message[0] == "error":
+        raise WorkerLost(message[1], message[2])
+    if message[0] != expected:
+        raise WorkerLost(f"protocol error: expected {expected!r}, got {message[0]!r}")
+    return message[1]
+
+
+def handle_for(spec: ImplSpec, workload, timeout: float = DEFAULT_TIMEOUT) -> WorkerHandle:
+    """A single-process worker handle, or a torchrun-launched one for a multi-rank implementation."""
+    if getattr(spec.cls, "distributed", False):
+        from perfsuite.ddp_launch import TorchrunHandle
+
+        return TorchrunHandle(spec, nproc=workload.nproc, timeout=timeout)
+    return WorkerHandle(spec)
 
 
 class Runner:
@@ -73,7 +158,7 @@ class Runner:
                  timeout: float = DEFAULT_TIMEOUT, on_change: Callable[[], None] = None):
         self.workload = workload
         self.dataset = dataset
-        self.handles = [WorkerHandle(spec) for spec in impls]
+        self.handles = [handle_for(spec, workload, timeout) for spec in impls]
         self.sink = sink
         self.progress = progress
         self.timeout = timeout
@@ -93,7 +178,7 @@ class Runner:
         interrupted = True
         try:
             for h in live:
-                self._start(h)
+                h.start(self._mp, self.workload, self.dataset)
             for h in live:
                 ready = self._await(h, "ready", max(self.timeout, STARTUP_TIMEOUT))
                 if ready:
@@ -114,7 +199,7 @@ class Runner:
     def _round(self, round_: int) -> None:
         wl = self.workload
         for h in self._live():
-            h.conn.send(("setup", round_))
+            h.send(("setup", round_))
         for h in self._live():
             answer = self._await(h, "setup", self.timeout)
             if answer:
@@ -125,10 +210,11 @@ class Runner:
             for h in self._live():
                 self._status(f"{h.name} · round {round_ + 1}/{wl.repeats} · epoch {epoch + 1}/{wl.epochs_per_round}"
                              + (" (warm-up)" if epoch < wl.warmup else ""))
-                h.conn.send(("epoch", round_, epoch))
-                record = self._await(h, "epoch", self.timeout)
-                if record:
-                    self.sink(h.name, record)
+                h.send(("epoch", round_, epoch))
+                answer = self._await(h, "epoch", self.timeout)
+                if answer:
+                    for record in h.records(answer):
+                        self.sink(h.name, record)
                     h.epochs_done += 1
                     if self.progress:
                         self.progress.advance()
@@ -140,42 +226,14 @@ class Runner:
         if self.progress:
             self.progress.status(text)
 
-    def _start(self, h: WorkerHandle) -> None:
-        """Spawn a worker with SIGINT ignored from its first instruction (Ctrl-C is the parent's)."""
-        parent, child = self._mp.Pipe()
-        h.process = self._mp.Process(
-            target=worker.main, args=(child, h.spec.spec, self.workload, self.dataset),
-            name=f"perfsuite-{h.name}", daemon=True,
-        )
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-        try:
-            h.process.start()
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
-        child.close()
-        h.conn = parent
-
     def _await(self, h: WorkerHandle, expected: str, timeout: float):
         """The payload of the worker's next answer, or ``None`` after marking it failed."""
         try:
-            if not h.conn.poll(timeout):
-                h.process.kill()
-                self._fail(h, f"no answer within {timeout:g} s; the worker was stopped (raise --timeout if it is just slow)")
-                return None
-            message = h.conn.recv()
-        except (EOFError, ConnectionError, OSError):
-            self._fail(h, _exit_reason(h.process))
+            return h.receive(expected, timeout)
+        except WorkerLost as lost:
+            h.traceback = lost.traceback
+            self._fail(h, lost.reason)
             return None
-        if message[0] == "error":
-            h.traceback = message[2]
-            self._fail(h, message[1])
-            return None
-        if message[0] != expected:
-            self._fail(h, f"protocol error: expected {expected!r}, got {message[0]!r}")
-            return None
-        return message[1]
 
     def _fail(self, h: WorkerHandle, reason: str) -> None:
         self._set(h, "failed", reason)
@@ -190,19 +248,8 @@ class Runner:
     def _stop_all(self, graceful: bool) -> None:
         """Ask every worker to stop (or, after an interrupt, kill it) and reap it."""
         for h in self.handles:
-            if h.process is None:
+            if not h.started:
                 continue
-            if not graceful:
-                h.process.kill()
-            elif h.process.is_alive():
-                try:
-                    h.conn.send(("stop",))
-                except (OSError, ValueError):
-                    h.process.kill()
-            h.process.join(timeout=10)
-            if h.process.is_alive():
-                h.process.kill()
-                h.process.join(timeout=5)
+            h.stop(graceful)
             if h.alive:
                 h.status, h.reason = "interrupted", "the run was interrupted"
-            h.conn.close()

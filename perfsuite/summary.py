@@ -2,7 +2,10 @@
 
 Only measured (non-warm-up) epochs count. Phase figures are per-epoch sums
 of the per-step samples; coverage is the sum of the five phases over the
-epoch's wall time (``other`` is what is left).
+epoch's wall time (``other`` is what is left). A multi-rank implementation's
+figures are those of its slowest rank in each epoch, with per-rank figures,
+the spread between ranks, comm's share and the comm model under
+``distributed`` and ``comm_model`` (:mod:`perfsuite.ranksummary`).
 """
 
 from pathlib import Path
@@ -14,9 +17,10 @@ from rich.console import Console
 from perfsuite.progress import console as make_console
 from rich.table import Table
 
+from perfsuite import ranksummary, roofline
 from perfsuite.errors import UsageError
 from perfsuite.interface import OTHER, PHASES
-from perfsuite.results import EPOCHS_COLUMNS, read_meta, write_json
+from perfsuite.results import EPOCHS_COLUMNS, RANK, read_meta, with_rank, write_json
 
 PHASE_COLUMNS = [f"{p}_seconds" for p in PHASES + (OTHER,)]
 
@@ -33,7 +37,7 @@ def read_epochs(folder) -> pd.DataFrame:
     missing = [c for c in EPOCHS_COLUMNS if c not in frame.columns]
     if missing:
         raise UsageError(f"{path}: missing columns {', '.join(missing)}")
-    return frame
+    return with_rank(frame)
 
 
 def divergence(rows: pd.DataFrame) -> dict:
@@ -55,6 +59,8 @@ def diverged_notes(summary: dict) -> list:
 def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
     """Per-implementation medians of the measured epochs, plus run-level facts."""
     impls = {}
+    every_rank = with_rank(epochs)
+    epochs = ranksummary.job_view(every_rank)
     statuses = meta.get("implementations", {})
     names = list(statuses) + [n for n in epochs["impl"].unique() if n not in statuses]
     for name in names:
@@ -74,14 +80,23 @@ def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
                 "train_accuracy": float(last["train_accuracy"]),
                 "test_accuracy": float(last["test_accuracy"]),
             })
+            _add_ranks(entry, every_rank[(every_rank["impl"] == name) & (every_rank["warmup"] == 0)], meta, name)
         impls[name] = entry
-    return {
+    return roofline.annotate({
         "run_id": meta.get("run_id"),
         "status": meta.get("status"),
         "dataset": meta.get("dataset", {}).get("label"),
         "threads": meta.get("workload", {}).get("threads"),
         "implementations": impls,
-    }
+    }, meta)
+
+
+def _add_ranks(entry: dict, measured: pd.DataFrame, meta: dict, name: str) -> None:
+    """Per-rank figures and the comm model of a multi-rank implementation (nothing for one rank)."""
+    if measured[RANK].nunique() < 2:
+        return
+    entry["distributed"] = ranksummary.distributed(measured)
+    entry["comm_model"] = ranksummary.comm_model(meta, name, entry)
 
 
 def write_summary(folder) -> dict:
@@ -101,6 +116,10 @@ def table(summary: dict) -> Table:
         t.add_column(p, justify="right")
     t.add_column("coverage", justify="right")
     t.add_column("test acc", justify="right")
+    floor = "floor_seconds" in summary.get("roofline", {})
+    if floor:
+        t.add_column("× floor", justify="right")
+        t.caption = roofline.describe(summary["roofline"])
     for name, entry in summary["implementations"].items():
         if "epoch_seconds" not in entry:
             t.add_row(name, f"[red]{entry['status']}[/red]: {entry['reason']}" if entry["reason"] else entry["status"])
@@ -109,10 +128,17 @@ def table(summary: dict) -> Table:
         if entry.get("diverged"):
             name = f"{name} [red](diverged)[/red]"
         t.add_row(name, f"{entry['epoch_seconds']:.3f}", *(f"{phases[p]:.3f}" for p in PHASES + (OTHER,)),
-                  f"{entry['coverage']:.3f}", f"{entry['test_accuracy']:.4f}")
+                  f"{entry['coverage']:.3f}", f"{entry['test_accuracy']:.4f}",
+                  *([f"{entry['roofline']['floor_multiple']:.2f}"] if floor else []))
     return t
 
 
 def print_table(summary: dict, console: Console = None) -> None:
-    """Print the summary table on the terminal."""
-    (console or make_console()).print(table(summary))
+    """Print the summary table (and, for multi-rank implementations, the per-rank table) on the terminal."""
+    console = console or make_console()
+    console.print(table(summary))
+    ranks = ranksummary.rank_table(summary)
+    if ranks is not None:
+        console.print(ranks)
+        for line in ranksummary.notes(summary):
+            console.print(line, highlight=False)

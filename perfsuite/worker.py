@@ -44,6 +44,7 @@ class WorkerState:
         self.eval_train = data.preprocess(self.train.images[: self.n_train])
         self.eval_test = data.preprocess(self.test.images)
         self.impl = None
+        self.rank = 0
 
     def setup(self, round_: int) -> dict:
         """Build a fresh implementation from the shared initial parameters."""
@@ -73,14 +74,31 @@ class WorkerState:
         return {
             "round": round_,
             "epoch": epoch,
+            "rank": self.rank,
             "warmup": epoch < self.workload.warmup,
             "wall": m.wall,
             "phases": m.phases.tolist(),
             "losses": m.losses.tolist(),
             "extra": m.extra,
+            "subphases": {name: values.tolist() for name, values in (m.subphases or {}).items()},
             "train_accuracy": accuracy(self.impl, self.eval_train, self.train.labels[: self.n_train]),
             "test_accuracy": accuracy(self.impl, self.eval_test, self.test.labels),
         }
+
+
+def error_message(exc: BaseException) -> str:
+    """The first line of ``ExceptionType: message``, as the parent reports it."""
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+
+
+def serve(conn, state: WorkerState) -> None:
+    """Answer the parent's ``setup`` and ``epoch`` commands until it sends ``stop``."""
+    while True:
+        command, *args = conn.recv()
+        if command == "stop":
+            return
+        handler = state.setup if command == "setup" else state.epoch
+        conn.send((command, handler(*args)))
 
 
 def main(conn, spec: str, workload, dataset) -> None:
@@ -90,16 +108,10 @@ def main(conn, spec: str, workload, dataset) -> None:
         start = time.perf_counter()
         state = WorkerState(spec, workload, dataset)
         conn.send(("ready", {"start_seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
-        while True:
-            command, *args = conn.recv()
-            if command == "stop":
-                break
-            handler = state.setup if command == "setup" else state.epoch
-            conn.send((command, handler(*args)))
+        serve(conn, state)
     except (EOFError, BrokenPipeError):
         return
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-        conn.send(("error", message, traceback.format_exc()))
+        conn.send(("error", error_message(exc), traceback.format_exc()))
     finally:
         conn.close()

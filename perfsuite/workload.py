@@ -35,6 +35,8 @@ class Workload:
     ``epochs`` measured epochs follow ``warmup`` warm-up epochs in each of
     ``repeats`` rounds; every round restarts training from the same initial
     parameters. ``subset`` is the fraction of the training split used.
+    ``nproc`` is the number of ranks a multi-rank implementation (``ddp``)
+    runs on; they share the global batch and ``threads`` between them.
     """
 
     batch_size: int = 128
@@ -48,6 +50,7 @@ class Workload:
     subset: float = 1.0
     seed: int = 0
     threads: int = dataclasses.field(default_factory=default_threads)
+    nproc: int = 2
 
     def __post_init__(self):
         checks = [
@@ -61,6 +64,7 @@ class Workload:
             (self.repeats >= 1, "--repeats", "must be a whole number of at least 1"),
             (0 < self.subset <= 1, "--subset", "must be a fraction in (0, 1]"),
             (self.threads >= 1, "--threads", "must be a whole number of at least 1"),
+            (self.nproc >= 1, "--nproc", "must be a whole number of at least 1"),
         ]
         for ok, option, problem in checks:
             if not ok:
@@ -71,6 +75,11 @@ class Workload:
     def epochs_per_round(self) -> int:
         """Warm-up plus measured epochs in one round."""
         return self.warmup + self.epochs
+
+    @property
+    def threads_per_rank(self) -> int:
+        """Torch threads of each rank of a multi-rank implementation: ``threads`` shared by ``nproc``."""
+        return max(1, self.threads // self.nproc)
 
     def train_size(self, available: int) -> int:
         """How many training samples the subset keeps (the first ones)."""

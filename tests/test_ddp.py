@@ -1,0 +1,183 @@
+"""``ddp``: DistributedDataParallel over gloo, launched by torchrun, comm as a sub-phase of backward.
+
+The end-to-end tests start real torchrun jobs of two ranks over loopback
+(one thread each) on a tiny subset; the others test the pieces in-process.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from impls.ddp import GlobalBatchShards, union_seconds
+from perfsuite import commmodel
+from perfsuite.cli import main
+from perfsuite.ddp_launch import (LOOPBACK, free_loopback_port, loopback_namespace_prefix, root_cause)
+from perfsuite.ranksummary import job_view
+from perfsuite.summary import summarize
+from tests.test_run import data_args
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ddp_impls.py"
+TINY = ["--subset", "0.02", "--epochs", "1", "--warmup", "0", "--threads", "2", "--nproc", "2", "--quiet"]
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "r"
+    assert main(["run", "--impls", "idiomatic,ddp", *TINY, "--out", str(out), *data_args()]) == 0
+    return out
+
+
+def test_both_ranks_on_disk_with_comm(ddp_run):
+    epochs = pd.read_csv(ddp_run / "epochs.csv")
+    ddp = epochs[epochs["impl"] == "ddp"]
+    assert sorted(ddp["rank"]) == [0, 1]
+    assert (ddp["comm_seconds"] > 0).all() and (ddp["comm_seconds"] < ddp["backward_seconds"]).all()
+    assert (ddp["coverage"] >= 0.95).all()
+    idiomatic = epochs[epochs["impl"] == "idiomatic"]
+    assert list(idiomatic["rank"]) == [0] and idiomatic["comm_seconds"].isna().all()
+    phases = pd.read_csv(ddp_run / "phases.csv")
+    comm = phases[phases["phase"] == "comm"]
+    assert set(comm["impl"]) == {"ddp"} and sorted(comm["rank"].unique()) == [0, 1]
+    assert len(comm) == 2 * 10 and (comm["seconds"] > 0).all()
+    sums = comm.groupby("rank")["seconds"].sum()
+    assert np.allclose(sums.to_numpy(), ddp.sort_values("rank")["comm_seconds"].to_numpy())
+
+
+def test_global_losses_match_single_process(ddp_run):
+    steps = pd.read_csv(ddp_run / "steps.csv")
+    single = steps[steps["impl"] == "idiomatic"]["loss"].to_numpy()
+    for rank in (0, 1):
+        mine = steps[(steps["impl"] == "ddp") & (steps["rank"] == rank)]["loss"].to_numpy()
+        assert len(mine) == len(single) == 10
+        assert np.max(np.abs(mine - single) / np.abs(single)) < 1e-4
+    epochs = pd.read_csv(ddp_run / "epochs.csv")
+    acc = epochs.groupby("impl")["train_accuracy"].agg(["min", "max"])
+    assert abs(acc.loc["ddp", "max"] - acc.loc["idiomatic", "min"]) < 0.005
+
+
+def test_summary_ranks_and_comm_model(ddp_run):
+    summary = json.loads((ddp_run / "summary.json").read_text())
+    ddp = summary["implementations"]["ddp"]
+    dist = ddp["distributed"]
+    assert dist["ranks"] == 2 and dist["slowest_rank"] in (0, 1)
+    assert set(dist["per_rank"]) == {"0", "1"} and 0 < dist["comm_share"] < 1
+    assert dist["rank_spread_seconds"] >= 0 and dist["min_coverage"] >= 0.95
+    model = ddp["comm_model"]
+    assert model["parameters"] == 101770 and model["bytes_per_step"] == 4 * 101770
+    assert model["bandwidth_bytes_per_second"] > 0 and model["measured_comm_seconds_per_step"] > 0
+    assert "distributed" not in summary["implementations"]["idiomatic"]
+    meta = json.loads((ddp_run / "meta.json").read_text())
+    info = meta["implementations"]["ddp"]["info"]
+    assert meta["schema_version"] == 2 and info["ranks"] == 2 and info["threads_per_rank"] == 1
+    assert "127.0.0.1" in info["launcher"] and info["allreduce_benchmark"]
+
+
+def test_check_includes_ddp(capsys):
+    assert main(["check", "--impls", "ddp", "--subset", "0.02", "--threads", "2", "--nproc", "2", "--quiet",
+                 *data_args()]) == 0
+    assert "ddp" in capsys.readouterr().out
+
+
+def cls_name(cls: str) -> str:
+    return {"DyingRank": "dying-rank", "RaisingRank": "raising-rank"}[cls]
+
+
+@pytest.mark.parametrize("cls, fragment", [
+    ("DyingRank", "dying-rank failed: rank 1 of 2 died during 'epoch' (exit status 3)"),
+    ("RaisingRank", "raising-rank failed: rank 1: RuntimeError: rank 1 raised on purpose"),
+])
+def test_failing_rank_stops_the_others(cls, fragment, tmp_path, capsys):
+    out = tmp_path / "r"
+    status = main(["run", "--impls", f"store,{FIXTURES}:{cls}", *TINY, "--timeout", "60", "--out", str(out),
+                   *data_args()])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert fragment in err and "the other ranks were stopped" in err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["implementations"]["store"]["status"] == "ok"
+    pids = meta["implementations"][cls_name(cls)]["info"]["rank_pids"]
+    assert len(pids) == 2 and not any(running(pid) for pid in pids)
+
+
+def test_standalone_two_nodes_over_loopback(tmp_path):
+    """Two torchrun agents (--nnodes 2, one rank each) meet at a c10d rendezvous on 127.0.0.1."""
+    out, port = tmp_path / "r", free_loopback_port()
+    agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{LOOPBACK}:{port}", "--rdzv-id", "test",
+             "--local-addr", LOOPBACK, "-m", "perfsuite.ddp_worker", "--out", str(out), "--subset", "0.02",
+             "--epochs", "1", "--warmup", "0", "--threads", "1", *data_args()]
+    script = f"{' '.join(agent)} & {' '.join(agent)} & wait %1 && wait %2"
+    prefix = loopback_namespace_prefix()
+    command = prefix + ["sh", "-c", script] if prefix else ["sh", "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "GLOO_SOCKET_IFNAME": "lo"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert sorted(epochs["rank"]) == [0, 1] and (epochs["comm_seconds"] > 0).all()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["workload"]["nproc"] == 2
+
+
+def test_global_batch_shards_keep_the_global_order():
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(1))
+    shards = [GlobalBatchShards(order, 128, rank, 2) for rank in range(2)]
+    assert shards[0].sizes == [128, 128, 44]
+    for k, size in enumerate(shards[0].sizes):
+        together = shards[0].shards[k] + shards[1].shards[k]
+        assert together == order[128 * k: 128 * k + size].tolist()
+    odd = GlobalBatchShards(torch.arange(5), 5, 1, 2)
+    assert odd.shards == [[3, 4]]
+
+
+def test_union_seconds():
+    assert union_seconds([]) == 0
+    assert union_seconds([(0, 1), (0.5, 2), (3, 4)]) == pytest.approx(3.0)
+    assert union_seconds([(1, 2), (0, 3)]) == pytest.approx(3.0)
+
+
+def test_comm_model_numbers():
+    assert commmodel.parameter_count(128) == 101770
+    assert commmodel.ring_factor(2) == 1.0 and commmodel.ring_factor(4) == 1.5
+    alpha, bandwidth = 50e-6, 2e9
+    points = [{"bytes": b, "seconds": 2 * alpha + b / bandwidth} for b in (1024, 1 << 20, 8 << 20)]
+    fitted = commmodel.fit(points, 2)
+    assert fitted["alpha_seconds"] == pytest.approx(alpha, rel=1e-6)
+    assert fitted["bandwidth_bytes_per_second"] == pytest.approx(bandwidth, rel=1e-6)
+    four = commmodel.predict(101770, 4, fitted)
+    assert four == pytest.approx(6 * alpha + 1.5 * 4 * 101770 / bandwidth)
+
+
+def test_root_cause_of_torchrun_summary():
+    log = "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n  exitcode  : 3 (pid: 9)\n"
+    assert root_cause(log) == (1, "exit status 3")
+    assert root_cause(log.replace("exitcode  : 3", "exitcode  : -9")) == (1, "killed by SIGKILL")
+    assert root_cause("nothing here") is None
+
+
+def test_job_view_takes_the_slowest_rank_and_reads_schema_1():
+    base = {"impl": "ddp", "round": 0, "epoch": 0, "warmup": 0, "steps": 3, "coverage": 0.99, "mean_loss": 1.0,
+            "final_loss": 1.0, "train_accuracy": 0.5, "test_accuracy": 0.5, "other_seconds": 0.0,
+            **{f"{p}_seconds": 0.1 for p in ("batching", "forward", "loss", "backward", "step")}}
+    rows = pd.DataFrame([{**base, "rank": 0, "wall_seconds": 1.0, "comm_seconds": 0.05},
+                         {**base, "rank": 1, "wall_seconds": 1.2, "comm_seconds": 0.02}])
+    assert list(job_view(rows)["rank"]) == [1]
+    summary = summarize(rows, {"implementations": {"ddp": {"status": "ok"}}})
+    assert summary["implementations"]["ddp"]["epoch_seconds"] == 1.2
+    assert summary["implementations"]["ddp"]["distributed"]["slowest_rank"] == 1
+    old = rows.drop(columns=["rank", "comm_seconds"]).iloc[:1]
+    assert summarize(old, {})["implementations"]["ddp"]["epoch_seconds"] == 1.0
