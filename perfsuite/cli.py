@@ -100,6 +100,9 @@ def build_parser() -> ArgumentParser:
     rep = sub.add_parser("report", help="write RUN_DIR/index.html: statistics, charts and evidence of a run")
     rep.add_argument("run_dir", help="a run folder (e.g. reports/latest)")
     rep.add_argument("--baseline", default=None, help="implementation speedups are measured against (default idiomatic)")
+    rep.add_argument("--pytest-benchmark", action="append", default=[], metavar="FILE",
+                     help="pytest-benchmark JSON (pytest --benchmark-json) to show beside the run's figures; copied into "
+                          "RUN_DIR/benchmark/ (files already named RUN_DIR/benchmark*.json are found without it); repeatable")
     rep.set_defaults(func=report_mod.cmd_report)
 
     cmp = sub.add_parser("compare", help="compare two run folders; exit 1 on a significant slowdown")

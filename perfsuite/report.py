@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from perfsuite import analysis as analysis_mod
-from perfsuite import artifacts, charts, tables
+from perfsuite import artifacts, benchjson, charts, tables
 from perfsuite import __version__
 from perfsuite.errors import UsageError
 from perfsuite.results import FILES, write_json
@@ -87,7 +87,7 @@ def context(run: Run, result) -> dict:
         "noisy": result.noisy, "notices": _notices(run), "version": __version__,
         "files": [name for name in FILES if (run.folder / name).is_file()],
         "confidence": CONFIDENCE, "noise_threshold": NOISE_THRESHOLD, "resamples": RESAMPLES,
-        "benchmark_table": tables.benchmark_rows,
+        "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
     }
 
 
@@ -123,7 +123,13 @@ def write_report(folder, baseline=None) -> Path:
 
 
 def cmd_report(args) -> int:
-    """``perfsuite report RUN_DIR [--baseline NAME]``: write and name the report."""
+    """``perfsuite report RUN_DIR [--baseline NAME] [--pytest-benchmark FILE ...]``: write and name the report.
+
+    Each ``--pytest-benchmark`` file is validated and copied into the run
+    folder first (:func:`perfsuite.benchjson.attach`), where the report finds it.
+    """
+    for source in getattr(args, "pytest_benchmark", None) or []:
+        print(f"pytest-benchmark: {benchjson.attach(args.run_dir, source)}")
     path = write_report(Path(args.run_dir), args.baseline)
     print(f"report: {path.resolve()}")
     return 0

@@ -1,0 +1,1 @@
+"""pytest-benchmark suite: an epoch of every implementation and each phase of the staged ones."""
