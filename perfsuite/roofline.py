@@ -255,7 +255,7 @@ def describe(roofline: dict) -> str:
         return f"roofline not measured: {roofline.get('error', 'unknown reason')}"
     return (f"compute floor {roofline['floor_seconds']:.3f} s = {roofline['flops']['total'] / 1e9:.2f} GFLOP per epoch "
             f"at the measured peak {roofline['peak_gflops']:.0f} GFLOP/s ({roofline['peak_shape']}, "
-            f"{roofline['threads']} threads); matmul floor at the workload's shapes "
+            f"{roofline['threads']} thread{'' if roofline['threads'] == 1 else 's'}); matmul floor at the workload's shapes "
             f"{roofline['matmul_floor_seconds']:.3f} s")
 
 
