@@ -10,17 +10,28 @@ that exists (and none for a kind that does not):
     Linked from the report (they are interactive pages of their own). Name
     them after the implementation: ``<impl>.svg`` or ``<impl>-<anything>.svg``.
 
-``flame/*.json``
+``flame/*.speedscope.json`` and ``flame/*.collapsed.txt``
+    Other forms of the same samples (py-spy ``--format speedscope`` and
+    ``--format raw``), linked beside the flame graphs.
+
+``flame/*.json`` (other than ``*.speedscope.json``)
     Sampled phase shares: ``{"impl": "store", "samples": 5123, "shares":
     {"batching": 0.08, "forward": 0.21, ...}}`` — fractions (or sample counts)
     per phase; ``impl`` defaults to the file's stem, and a bare
-    ``{phase: share}`` mapping is accepted too.
+    ``{phase: share}`` mapping is accepted too. An optional ``"overhead"``
+    object (``perfsuite flame`` writes one: ``overhead_pct``,
+    ``unsampled_epoch_median_s``, ``sampled_epoch_median_s``) is shown too.
 
 ``trace/*.json``
     Chrome trace-event files (``torch.profiler`` ``export_chrome_trace``,
     with ``record_function`` ranges named after the phases, or ``<prefix>.<phase>``
     / ``<prefix>:<phase>``). Linked; files up to 64 MB are also read and the
-    durations of complete events (``"ph": "X"``) named after a phase are summed.
+    durations of complete events (``"ph": "X"``) named after a phase are summed
+    (names holding ``#``, such as torch's ``Optimizer.step#SGD.step``, are not phases).
+
+``trace/*.top_ops.csv``
+    Top operators by self CPU time per phase (``perfsuite trace``): columns
+    ``phase, rank, operator, self_cpu_ms, calls, share_of_phase``; shown as a table.
 
 ``benchmark*.json`` and ``benchmark/*.json``
     pytest-benchmark results (``pytest --benchmark-json=FILE``): one row per
@@ -32,6 +43,7 @@ and the trace side by side and show where they disagree. A file that cannot
 be read is listed with the reason instead of being shown.
 """
 
+import csv
 import json
 import math
 import re
@@ -54,6 +66,7 @@ class Artifact:
     shares: Optional[dict] = None
     rows: list = field(default_factory=list)
     error: str = ""
+    overhead: Optional[dict] = None
 
 
 def _impl_of(stem: str, impls) -> Optional[str]:
@@ -89,14 +102,26 @@ def flame_graphs(folder: Path, impls) -> list:
     return [_entry(folder, p, impls) for p in sorted((folder / "flame").glob("*.svg"))]
 
 
+SAMPLE_FORMS = ("*.speedscope.json", "*.collapsed.txt")
+
+
+def sample_files(folder: Path, impls) -> list:
+    """``flame/*.speedscope.json`` and ``flame/*.collapsed.txt`` files."""
+    paths = sorted(p for pattern in SAMPLE_FORMS for p in (folder / "flame").glob(pattern))
+    return [_entry(folder, p, impls) for p in paths]
+
+
 def sampled_shares(folder: Path, impls) -> list:
-    """``flame/*.json`` files with their normalised phase shares."""
+    """``flame/*.json`` files (not speedscope profiles) with their normalised phase shares."""
     found = []
     for path in sorted((folder / "flame").glob("*.json")):
+        if path.name.endswith(".speedscope.json"):
+            continue
         art = _entry(folder, path, impls)
         payload = _read_json(path, art)
         if isinstance(payload, dict):
             art.impl = payload.get("impl", art.impl) or path.stem
+            art.overhead = payload["overhead"] if isinstance(payload.get("overhead"), dict) else None
             raw = payload.get("shares", payload)
             art.shares = normalise(raw) if isinstance(raw, dict) else None
             if art.shares is None:
@@ -108,6 +133,8 @@ def sampled_shares(folder: Path, impls) -> list:
 
 
 def _phase_of(name: str) -> Optional[str]:
+    if "#" in name:
+        return None
     for phase in PHASES:
         if name == phase or name.endswith(f".{phase}") or name.endswith(f":{phase}"):
             return phase
@@ -137,6 +164,20 @@ def traces(folder: Path, impls) -> list:
     return found
 
 
+def top_operators(folder: Path, impls) -> list:
+    """``trace/*.top_ops.csv`` tables of the top operators per phase."""
+    found = []
+    for path in sorted((folder / "trace").glob("*.top_ops.csv")):
+        art = _entry(folder, path, impls)
+        found.append(art)
+        try:
+            with open(path, newline="") as fh:
+                art.rows = list(csv.DictReader(fh))
+        except (OSError, csv.Error) as exc:
+            art.error = f"unreadable CSV ({exc})"
+    return found
+
+
 def benchmarks(folder: Path, impls) -> list:
     """pytest-benchmark JSON files with one row per benchmark (seconds)."""
     paths = sorted(set(folder.glob("benchmark*.json")) | set((folder / "benchmark").glob("*.json")))
@@ -158,6 +199,7 @@ def benchmarks(folder: Path, impls) -> list:
 def discover(folder, impls) -> dict:
     """Every optional evidence file of a run folder, by kind (kinds with no file are left out)."""
     folder = Path(folder)
-    kinds = {"flame": flame_graphs(folder, impls), "shares": sampled_shares(folder, impls),
-             "trace": traces(folder, impls), "benchmark": benchmarks(folder, impls)}
+    kinds = {"flame": flame_graphs(folder, impls), "samples": sample_files(folder, impls),
+             "shares": sampled_shares(folder, impls), "trace": traces(folder, impls),
+             "top_ops": top_operators(folder, impls), "benchmark": benchmarks(folder, impls)}
     return {kind: items for kind, items in kinds.items() if items}

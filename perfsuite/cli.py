@@ -113,6 +113,25 @@ def build_parser() -> ArgumentParser:
     cmp.add_argument("--html", default=None, metavar="FILE", help="also write an HTML view of the comparison")
     cmp.set_defaults(func=compare_mod.cmd_compare)
 
+    from perfsuite import flame as flame_mod
+    from perfsuite import trace as trace_mod
+    from perfsuite.profile_run import add_options as _profile_options
+
+    flm = sub.add_parser("flame", help="py-spy flame graphs per implementation; sampled vs timer phase shares; sampling overhead")
+    _profile_options(flm, lambda p: _workload_options(p, epochs=False), _data_options, "sample")
+    flm.add_argument("--epochs", type=int, default=flame_mod.DEFAULT_EPOCHS, help=f"sampled epochs per py-spy output (default {flame_mod.DEFAULT_EPOCHS})")
+    flm.add_argument("--warmup", type=int, default=1, help="warm-up epochs before any sampling (default 1)")
+    flm.add_argument("--rate", type=int, default=flame_mod.DEFAULT_RATE, help=f"py-spy samples per second (default {flame_mod.DEFAULT_RATE})")
+    flm.add_argument("--native", action="store_true", help="also sample C/C++ frames (py-spy --native)")
+    flm.set_defaults(func=flame_mod.cmd_flame)
+
+    trc = sub.add_parser("trace", help="torch.profiler Chrome trace per implementation, ranges per phase, top operators per phase")
+    _profile_options(trc, lambda p: _workload_options(p, epochs=False), _data_options, "trace")
+    trc.add_argument("--epochs", type=int, default=1, help="traced epochs after the warm-up (default 1)")
+    trc.add_argument("--warmup", type=int, default=1, help="warm-up epochs, the profiler's warm-up too, not recorded (default 1)")
+    trc.add_argument("--top", type=int, default=trace_mod.DEFAULT_TOP, help=f"operators listed per phase (default {trace_mod.DEFAULT_TOP})")
+    trc.set_defaults(func=trace_mod.cmd_trace)
+
     dat = sub.add_parser("data", help="check or download MNIST")
     dsub = dat.add_subparsers(dest="data_command", metavar="ACTION", parser_class=ArgumentParser)
     dsub.required = True

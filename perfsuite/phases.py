@@ -42,7 +42,62 @@ class EpochMeasurement:
         return float(self.phases.sum()) / self.wall if self.wall > 0 else float("nan")
 
 
-def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic) -> EpochTiming:
+def batching(batches):
+    """Yield from ``batches``: every request for a batch runs inside this frame.
+
+    A sampling profiler therefore finds a frame named ``batching`` under the
+    harness for each batching sample, whatever the implementation's iterator
+    is (a DataLoader, a generator expression): the phase is its own tower in
+    a flame graph, like ``forward``, ``loss``, ``backward`` and ``step``.
+    """
+    yield from batches
+
+
+class PhaseRanges:
+    """A staged implementation whose phase calls each run inside ``phase_range(<phase name>)``.
+
+    ``phase_range`` is any factory of context managers taking a phase name,
+    e.g. ``torch.profiler.record_function``. Batching ranges cover creating
+    the epoch's iterator and every request for the next batch.
+    """
+
+    def __init__(self, impl, phase_range):
+        self._impl = impl
+        self._range = phase_range
+
+    def batches(self, epoch):
+        """The epoch's batches, each request inside a ``batching`` range."""
+        with self._range("batching"):
+            iterator = iter(self._impl.batches(epoch))
+        while True:
+            with self._range("batching"):
+                batch = next(iterator, None)
+            if batch is None:
+                return
+            yield batch
+
+    def forward(self, x):
+        """``impl.forward`` inside a ``forward`` range."""
+        with self._range("forward"):
+            return self._impl.forward(x)
+
+    def loss(self, logits, y):
+        """``impl.loss`` inside a ``loss`` range."""
+        with self._range("loss"):
+            return self._impl.loss(logits, y)
+
+    def backward(self, loss):
+        """``impl.backward`` inside a ``backward`` range."""
+        with self._range("backward"):
+            self._impl.backward(loss)
+
+    def step(self):
+        """``impl.step`` inside a ``step`` range."""
+        with self._range("step"):
+            self._impl.step()
+
+
+def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=None) -> EpochTiming:
     """Drive one epoch of a staged implementation and time each phase of each step.
 
     ``batching`` of a step is the time from asking for the next batch to
@@ -50,12 +105,19 @@ def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic) -> EpochTiming
     step's batching and the final, empty request (with the release of the
     iterator and whatever it holds, e.g. a shuffled copy of the data set) to
     the last step's, so all time spent in the data pipeline is batching.
+
+    ``phase_range`` is an opt-in hook for profilers: a factory of context
+    managers called with a phase name (e.g. ``torch.profiler.record_function``);
+    each phase call then runs inside its range (see :class:`PhaseRanges`).
+    Left at ``None``, the loop is exactly the plain one.
     """
+    if phase_range is not None:
+        impl = PhaseRanges(impl, phase_range)
     rows = []
     losses = []
     x = y = None
     t0 = clock()
-    iterator = iter(impl.batches(epoch))
+    iterator = batching(impl.batches(epoch))
     pending = clock() - t0
     while True:
         t0 = clock()
@@ -83,13 +145,17 @@ def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic) -> EpochTiming
     return EpochTiming(rows, torch.stack(losses) if losses else torch.empty(0))
 
 
-def time_epoch(impl, epoch: int, clock: Clock = monotonic) -> EpochMeasurement:
-    """Run and time one epoch of any implementation, staged or fused."""
+def time_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=None) -> EpochMeasurement:
+    """Run and time one epoch of any implementation, staged or fused.
+
+    ``phase_range`` is passed to :func:`time_staged_epoch`; a fused
+    implementation runs its own loop, so it gets no phase ranges.
+    """
     start = clock()
     if is_fused(type(impl)):
         timing = impl.train_epoch(epoch, clock)
     else:
-        timing = time_staged_epoch(impl, epoch, clock)
+        timing = time_staged_epoch(impl, epoch, clock, phase_range)
     wall = clock() - start
     phases = np.asarray(timing.phases, dtype=np.float64).reshape(-1, len(PHASES))
     losses = torch.as_tensor(timing.losses).detach().double().reshape(-1).numpy()

@@ -1,0 +1,92 @@
+"""The run folder of ``perfsuite flame`` and ``perfsuite trace``.
+
+A profiling run is a run folder like any other (``meta.json``,
+``epochs.csv``, ``phases.csv``, ``steps.csv``, ``summary.json``,
+``index.html``), holding the timer records of the epochs that were profiled
+(warm-up epochs flagged), so every profile sits beside the timers of the
+same epochs and ``perfsuite report`` shows both. The profiles themselves go
+to ``flame/`` and ``trace/`` inside it (see :mod:`perfsuite.artifacts`).
+"""
+
+from perfsuite import data, metadata, registry, results
+from perfsuite.cli import workload_from
+from perfsuite.errors import UsageError
+from perfsuite.progress import RunProgress
+from perfsuite.runner import DEFAULT_TIMEOUT
+
+
+def _specs(text) -> list:
+    return registry.parse_list(text) if text else sorted(registry.builtin())
+
+
+class ProfileRun:
+    """Options, implementations and run folder of one profiling command."""
+
+    def __init__(self, args, command: str, options: dict):
+        self.workload = workload_from(args, repeats=1)
+        if args.timeout is not None and not args.timeout > 0:
+            raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
+        self.timeout = args.timeout or DEFAULT_TIMEOUT
+        self.dataset = data.resolve(args.dataset, args.data_dir)
+        self.impls = registry.resolve(_specs(args.impls))
+        self.progress = RunProgress(quiet=args.quiet)
+        if self.dataset.note:
+            self.progress.note(f"perfsuite: {self.dataset.note}")
+        self.folder = results.create_run_dir(args.out, args.reports)
+        if args.out is None:
+            results.point_latest(self.folder)
+        self.writer = results.ResultsWriter(self.folder)
+        self.meta = {"run_id": self.folder.name, **metadata.collect(), "workload": self.workload.to_dict(),
+                     "dataset": self.dataset.to_dict(), "status": "running", "profile": {"command": command, **options},
+                     "implementations": {}}
+        self.save_meta()
+
+    def set_status(self, name: str, spec: str, status: str, reason: str = "", **facts) -> None:
+        """Record an implementation's status (``ok``, ``failed``, ``unavailable``, ``not run``) in ``meta.json``."""
+        entry = self.meta["implementations"].setdefault(name, {"spec": spec, "epochs_done": 0, "setups": [], "info": {}})
+        entry.update(status=status, reason=reason, **facts)
+        self.save_meta()
+        if status in ("failed", "unavailable", "not run"):
+            word = "skipped" if status == "unavailable" else status
+            self.progress.note(f"perfsuite: {name} {word}: {reason}")
+
+    def record(self, name: str, records) -> None:
+        """Append epochs' timer records to the run folder."""
+        for record in records:
+            self.writer.append_epoch(name, record)
+        self.meta["implementations"][name]["epochs_done"] += len(records)
+
+    def save_meta(self, status: str = None) -> None:
+        """Write ``meta.json`` (with ``status`` when given)."""
+        if status:
+            self.meta["status"] = status
+        self.writer.write_meta(self.meta)
+
+    def say(self, text: str) -> None:
+        """Show what is being done on the live status line (a terminal without ``--quiet`` only)."""
+        self.progress.status(text)
+
+    def finish(self, status: str):
+        """Close the files, write ``summary.json`` and the report; returns the report's path."""
+        from perfsuite.report import write_report
+        from perfsuite.summary import write_summary
+
+        self.writer.close()
+        self.save_meta(status)
+        write_summary(self.folder)
+        return write_report(self.folder)
+
+
+def add_options(parser, workload_options, data_options, what: str) -> None:
+    """The options ``flame`` and ``trace`` share: implementations, workload, data, output."""
+    parser.add_argument("--impls", default=None,
+                        help=f"implementations to {what} (default: every registered one); names, "
+                             "package.module:Class or path/to/file.py:Class, comma-separated")
+    workload_options(parser)
+    data_options(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")
+    out.add_argument("--reports", default="reports", help="folder of run folders, with a 'latest' link (default ./reports)")
+    out.add_argument("--timeout", type=float, default=None,
+                     help="seconds a worker may take for one command (default 900)")
+    out.add_argument("--quiet", action="store_true", help="print only the results")
