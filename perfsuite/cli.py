@@ -34,6 +34,8 @@ def _workload_options(parser: argparse.ArgumentParser, epochs: bool = True) -> N
     g.add_argument("--subset", type=float, default=w["subset"].default, help="fraction of the training split to use, in (0, 1] (default 1)")
     g.add_argument("--seed", type=int, default=w["seed"].default, help="seed of the initial parameters and permutations (default 0)")
     g.add_argument("--threads", type=int, default=None, help=f"torch threads per worker (default: usable CPUs, here {default_threads()})")
+    g.add_argument("--nproc", type=int, default=w["nproc"].default,
+                   help="ranks of multi-rank implementations (ddp), launched by torchrun; they share --threads (default 2)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +50,7 @@ def _impls_option(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def workload_from(args, **overrides) -> Workload:
     """The :class:`Workload` the options describe (validated)."""
-    fields = {name: getattr(args, name) for name in ("batch_size", "hidden", "lr", "momentum", "loss", "subset", "seed")}
+    fields = {name: getattr(args, name) for name in ("batch_size", "hidden", "lr", "momentum", "loss", "subset", "seed", "nproc")}
     for name in ("epochs", "warmup", "repeats"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)
@@ -77,7 +79,24 @@ def build_parser() -> ArgumentParser:
     out.add_argument("--reports", default="reports", help="folder of run folders, with a 'latest' link (default ./reports)")
     out.add_argument("--timeout", type=float, default=None, help="seconds a worker may take for one step of the protocol (default 900)")
     out.add_argument("--quiet", action="store_true", help="no live progress display")
+    out.add_argument("--no-roofline", action="store_true", help="skip measuring the matmul peak and the compute floor (about 1 s plus a process start)")
     run.set_defaults(func=commands.run)
+
+    from perfsuite import sweep as sweep_mod
+
+    swp = sub.add_parser("sweep", help="run the same measurement at several batch sizes, thread counts, widths or subsets")
+    swp.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2,…",
+                     help=f"a workload setting and its values ({', '.join(sweep_mod.VARIABLES)}); give one or two")
+    _impls_option(swp, "implementations to measure at every point (default: every registered one)")
+    _workload_options(swp)
+    _data_options(swp)
+    sout = swp.add_argument_group("output")
+    sout.add_argument("--out", default=None, help="sweep folder to write (default: REPORTS/<sweep-id>)")
+    sout.add_argument("--reports", default="reports", help="folder to create the sweep folder in (default ./reports)")
+    sout.add_argument("--timeout", type=float, default=None, help="seconds a worker may take for one step of the protocol (default 900)")
+    sout.add_argument("--quiet", action="store_true", help="no live progress display")
+    sout.add_argument("--no-roofline", action="store_true", help="skip measuring the matmul peak and the compute floor at each point")
+    swp.set_defaults(func=sweep_mod.run)
 
     check = sub.add_parser("check", help="check that implementations train identically (losses and accuracy vs store)")
     _impls_option(check, "implementations to check against store (default: every registered one)")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from perfsuite import data, metadata, registry, results
+from perfsuite import data, metadata, registry, results, roofline
 from perfsuite.check import REFERENCE, check_workload, verdicts
 from perfsuite.cli import workload_from
 from perfsuite.errors import PerfsuiteError, RunFailure, UsageError
@@ -13,7 +13,7 @@ from perfsuite.progress import RunProgress
 from perfsuite.report import write_report
 from perfsuite.progress import console as make_console
 from perfsuite.runner import DEFAULT_TIMEOUT, Runner
-from perfsuite.summary import print_table, write_summary
+from perfsuite.summary import diverged_notes, print_table, write_summary
 
 
 def _specs(text) -> list:
@@ -49,6 +49,9 @@ def run(args) -> int:
         "run_id": folder.name, **metadata.collect(),
         "workload": workload.to_dict(), "dataset": dataset.to_dict(), "status": "running",
     }
+    if not args.no_roofline:
+        meta["roofline"] = roofline.for_run(workload, dataset, timeout, progress)
+
     def save_meta(status=None):
         meta["implementations"] = {h.name: h.summary() for h in runner.handles}
         if status:
@@ -71,6 +74,8 @@ def run(args) -> int:
         if status == "interrupted":
             progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
     print_table(summary)
+    for line in diverged_notes(summary):
+        progress.note(line)
     print(f"results: {folder}")
     print(f"report: {write_report(folder).resolve()}")
     failed = [h for h in handles if h.status == "failed"]

@@ -14,17 +14,22 @@ import numpy as np
 import torch
 
 from perfsuite.clock import Clock, monotonic
-from perfsuite.interface import PHASES, EpochTiming, is_fused
+from perfsuite.interface import PHASES, SUBPHASES, EpochTiming, is_fused
 
 
 @dataclass
 class EpochMeasurement:
-    """One timed epoch: wall seconds, per-step phase seconds (steps x 5), per-step losses."""
+    """One timed epoch: wall seconds, per-step phase seconds (steps x 5), per-step losses.
+
+    ``subphases`` maps a name of :data:`~perfsuite.interface.SUBPHASES` to its
+    per-step seconds (already included in the parent phase's seconds).
+    """
 
     wall: float
     phases: np.ndarray
     losses: np.ndarray
     extra: dict
+    subphases: dict = None
 
     @property
     def phase_totals(self) -> dict:
@@ -159,4 +164,15 @@ def time_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=None) -> 
     wall = clock() - start
     phases = np.asarray(timing.phases, dtype=np.float64).reshape(-1, len(PHASES))
     losses = torch.as_tensor(timing.losses).detach().double().reshape(-1).numpy()
-    return EpochMeasurement(wall, phases, losses, dict(timing.extra))
+    subphases = {name: _subphase(name, seconds, len(phases)) for name, seconds in (timing.subphases or {}).items()}
+    return EpochMeasurement(wall, phases, losses, dict(timing.extra), subphases)
+
+
+def _subphase(name: str, seconds, steps: int) -> np.ndarray:
+    """Per-step seconds of sub-phase ``name``, checked against the known names and the step count."""
+    if name not in SUBPHASES:
+        raise ValueError(f"unknown sub-phase {name!r} (known: {', '.join(SUBPHASES)})")
+    values = np.asarray(seconds, dtype=np.float64).reshape(-1)
+    if len(values) != steps:
+        raise ValueError(f"sub-phase {name!r} has {len(values)} steps, the epoch {steps}")
+    return values

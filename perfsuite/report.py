@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from perfsuite import analysis as analysis_mod
-from perfsuite import artifacts, benchjson, charts, tables
+from perfsuite import artifacts, benchjson, charts, ddp_report, roofline, sweep_report, tables
 from perfsuite import __version__
 from perfsuite.errors import UsageError
 from perfsuite.results import FILES, write_json
@@ -56,7 +56,7 @@ def _tables(run: Run, result, found: dict) -> dict:
            "software": tables.key_values(meta.get("software", {})),
            "workload": tables.key_values({"workload": meta.get("workload", {}), "dataset": meta.get("dataset", {}),
                                           "timer": meta.get("timer", {})}),
-           "attribution": tables.attribution(run, found)}
+           "attribution": tables.attribution(run, found), "roofline": roofline.report_html(meta, result)}
     if result.impls:
         out.update(phases=tables.phases(result), gaps=tables.gaps(result),
                    equivalence=tables.equivalence(run, result.baseline))
@@ -88,6 +88,7 @@ def context(run: Run, result) -> dict:
         "files": [name for name in FILES if (run.folder / name).is_file()],
         "confidence": CONFIDENCE, "noise_threshold": NOISE_THRESHOLD, "resamples": RESAMPLES,
         "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
+        "ddp_section": ddp_report.section(summarize(run.epochs, run.meta), environment()),
     }
 
 
@@ -130,6 +131,10 @@ def cmd_report(args) -> int:
     """
     for source in getattr(args, "pytest_benchmark", None) or []:
         print(f"pytest-benchmark: {benchjson.attach(args.run_dir, source)}")
+    if sweep_report.is_sweep(args.run_dir):
+        path = sweep_report.write_sweep_report(args.run_dir)
+        print(f"report: {path.resolve()}")
+        return 0
     path = write_report(Path(args.run_dir), args.baseline)
     print(f"report: {path.resolve()}")
     return 0
