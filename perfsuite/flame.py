@@ -243,6 +243,11 @@ def cmd_flame(args) -> int:
             payloads[spec.name] = payload
             rows.extend(epochs)
             run.set_status(spec.name, spec.spec, "ok")
+    except KeyboardInterrupt:
+        run.progress.stop()
+        run.progress.note(f"perfsuite: interrupted; what was recorded is kept in {run.folder}")
+        run.finish("interrupted")
+        raise
     finally:
         run.progress.stop()
     return _finish(run, flame_dir, payloads, rows, failures)

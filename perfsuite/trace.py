@@ -107,6 +107,11 @@ def cmd_trace(args) -> int:
                                                              "range_seconds": result["range_seconds"]})
             found[spec.name] = result
             run.progress.advance()
+    except KeyboardInterrupt:
+        run.progress.stop()
+        run.progress.note(f"perfsuite: interrupted; what was recorded is kept in {run.folder}")
+        run.finish("interrupted")
+        raise
     finally:
         run.progress.stop()
     report = run.finish("failed" if failures else "complete")
