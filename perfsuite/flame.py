@@ -196,9 +196,11 @@ def print_results(payloads: dict) -> None:
     con.print(t)
     for name, p in payloads.items():
         o = p["overhead"]
+        worst = p["max_abs_difference_pp"]
         con.print(f"{name}: sampling overhead {o['overhead_pct']:+.1f}% (median epoch {o['unsampled_epoch_median_s']:.3f} s "
                   f"unsampled vs {o['sampled_epoch_median_s']:.3f} s at {p['rate_hz']} Hz{', --native' if p['native'] else ''}); "
-                  f"{p['samples']} samples in epochs, largest difference {p['max_abs_difference_pp']:.1f} pp"
+                  f"{p['samples']} samples in epochs, largest difference "
+                  + ("— (no samples: run more or longer epochs)" if worst is None else f"{worst:.1f} pp")
                   + (f"; {p['note']}" if p["note"] else ""), markup=False, highlight=False)
 
 
