@@ -212,13 +212,19 @@ class Trainer {
   void run_epoch(const Tensor& indices, std::vector<double>& seconds, std::vector<Tensor>& losses) {
     Tensor bx, by;
     auto t0 = Clock::now();
-    Batches batches(x_, y_, batch_size_, indices);
+    auto batches = std::make_unique<Batches>(x_, y_, batch_size_, indices);
     double pending = seconds_since(t0);
-    seconds.reserve(static_cast<size_t>(batches.steps() * kPhases));
-    losses.reserve(static_cast<size_t>(batches.steps()));
+    seconds.reserve(static_cast<size_t>(batches->steps() * kPhases));
+    losses.reserve(static_cast<size_t>(batches->steps()));
     while (true) {
       t0 = Clock::now();
-      if (!phase_batching(batches, bx, by)) break;
+      if (!phase_batching(*batches, bx, by)) {
+        // Releasing the shuffled copy (and the last batch's views of it) is batching too.
+        bx = Tensor();
+        by = Tensor();
+        batches.reset();
+        break;
+      }
       auto t1 = Clock::now();
       Tensor logits = phase_forward(model_, mem_, bx);
       auto t2 = Clock::now();
@@ -234,7 +240,8 @@ class Trainer {
       pending = 0.0;
       losses.push_back(loss.detach());
     }
-    // The final, empty request for a batch belongs to batching, as in the Python harness.
+    // The final, empty request for a batch and the release of the epoch's shuffled copy
+    // belong to batching, as in the Python harness.
     if (!seconds.empty()) seconds[seconds.size() - kPhases] += seconds_since(t0);
   }
 
