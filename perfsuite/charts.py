@@ -29,7 +29,8 @@ def impl_colors(names) -> dict:
     return {name: matplotlib.colors.to_hex(cmap(i % 10)) for i, name in enumerate(names)}
 
 
-def _svg(fig, name: str, alt: str) -> str:
+def inline_svg(fig, name: str, alt: str) -> str:
+    """``fig`` as inline, deterministic SVG markup labelled ``alt`` (the figure is closed)."""
     with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "path"}):
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", bbox_inches="tight")
@@ -62,7 +63,7 @@ def phase_stack(analysis) -> str:
     ax.set_xlim(0, left.max() * 1.3 if len(left) else 1)
     ax.legend(ncol=len(ALL_PHASES), loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
-    return _svg(fig, "phase-stack", "median seconds per epoch by phase")
+    return inline_svg(fig, "phase-stack", "median seconds per epoch by phase")
 
 
 def speedups(analysis) -> str:
@@ -86,7 +87,7 @@ def speedups(analysis) -> str:
         ax.set_xscale("log")
     ax.set_xlabel(f"speedup over {analysis.baseline} (median of paired epoch ratios, 95% bootstrap CI)")
     ax.spines[["top", "right"]].set_visible(False)
-    return _svg(fig, "speedups", f"speedup over {analysis.baseline} with intervals")
+    return inline_svg(fig, "speedups", f"speedup over {analysis.baseline} with intervals")
 
 
 def _log_if_positive(ax, values) -> None:
@@ -156,7 +157,7 @@ def epoch_series(run) -> str:
     ax.set_ylabel("wall seconds")
     ax.legend(fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    return _svg(fig, "epoch-series", "wall seconds of every epoch")
+    return inline_svg(fig, "epoch-series", "wall seconds of every epoch")
 
 
 def distributions(run) -> str:
@@ -177,7 +178,7 @@ def distributions(run) -> str:
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("ms per step (measured epochs)")
     fig.tight_layout()
-    return _svg(fig, "distributions", "per-step distribution of each phase")
+    return inline_svg(fig, "distributions", "per-step distribution of each phase")
 
 
 def _relative_differences(ax, run, baseline, colors) -> str:

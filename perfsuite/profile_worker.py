@@ -28,6 +28,7 @@ import torch
 from perfsuite.clock import monotonic
 from perfsuite.errors import RunFailure
 from perfsuite.phases import time_epoch
+from perfsuite.runner import stop_process
 from perfsuite.stacks import Attribution
 
 STARTUP_TIMEOUT = 600.0
@@ -159,13 +160,4 @@ class WorkerClient:
         """Ask the worker to stop; kill it if it does not."""
         if self.process is None:
             return
-        if self.process.is_alive():
-            try:
-                self.conn.send(("stop",))
-            except (OSError, ValueError):
-                self.process.kill()
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
+        stop_process(self.process, self.conn)

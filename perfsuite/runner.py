@@ -119,18 +119,23 @@ class WorkerHandle:
 
     def stop(self, graceful: bool) -> None:
         """Ask the worker to stop (or, after an interrupt, kill it) and reap it."""
-        if not graceful:
-            self.process.kill()
-        elif self.process.is_alive():
-            try:
-                self.conn.send(("stop",))
-            except (OSError, ValueError):
-                self.process.kill()
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
+        stop_process(self.process, self.conn, graceful)
+
+
+def stop_process(process, conn, graceful: bool = True) -> None:
+    """Send ``stop`` over ``conn`` (or kill at once when not ``graceful``), reap ``process``, close ``conn``."""
+    if not graceful:
+        process.kill()
+    elif process.is_alive():
+        try:
+            conn.send(("stop",))
+        except (OSError, ValueError):
+            process.kill()
+    process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
+        process.join(timeout=5)
+    conn.close()
 
 
 def checked(message: tuple, expected: str):

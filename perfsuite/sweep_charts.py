@@ -7,7 +7,6 @@ intervals as error bars. Values that cannot sit on a log axis (``other``
 can be zero or slightly negative) are left out and the chart says so.
 """
 
-import io
 
 import matplotlib
 import matplotlib.ticker
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from perfsuite.charts import impl_colors  # noqa: E402
+from perfsuite.charts import impl_colors, inline_svg  # noqa: E402
 from perfsuite.rundata import ALL_PHASES  # noqa: E402
 from perfsuite.sweep_report import series  # noqa: E402
 from perfsuite.tables import html  # noqa: E402
@@ -26,16 +25,6 @@ SCALE = 1e6
 """Seconds per sample are drawn in microseconds per sample."""
 STYLES = ("-", "--", ":", "-.")
 WIDTH = 9.0
-
-
-def _svg(fig, name: str, alt: str) -> str:
-    with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "path"}):
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    return text.replace("<svg ", f'<svg role="img" aria-label="{alt}" class="chart" ', 1)
 
 
 def _x_name(record: dict) -> str:
@@ -105,7 +94,7 @@ def seconds_chart(frame: pd.DataFrame, record: dict) -> str:
     ax.set_xlabel(_x_name(record))
     ax.set_ylabel("µs per sample (epoch wall / samples)")
     ax.legend(fontsize=8, ncol=2)
-    return _svg(fig, "sweep-total", "microseconds per sample against the varied setting")
+    return inline_svg(fig, "sweep-total", "microseconds per sample against the varied setting")
 
 
 def phase_chart(frame: pd.DataFrame, record: dict) -> str:
@@ -123,7 +112,7 @@ def phase_chart(frame: pd.DataFrame, record: dict) -> str:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.04), frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return _svg(fig, "sweep-phases", "microseconds per sample of each phase against the varied setting")
+    return inline_svg(fig, "sweep-phases", "microseconds per sample of each phase against the varied setting")
 
 
 def multiple_chart(frame: pd.DataFrame, record: dict) -> str:
@@ -140,7 +129,7 @@ def multiple_chart(frame: pd.DataFrame, record: dict) -> str:
     ax.set_xlabel(_x_name(record))
     ax.set_ylabel("epoch time / compute floor")
     ax.legend(fontsize=8, ncol=2)
-    return _svg(fig, "sweep-multiple", "epoch time as a multiple of the compute floor")
+    return inline_svg(fig, "sweep-multiple", "epoch time as a multiple of the compute floor")
 
 
 def charts(frame: pd.DataFrame, record: dict) -> dict:
