@@ -12,8 +12,9 @@ together train on exactly the batches of the single-process run:
   rank ends up with the gradient of the global-batch mean loss (exact even
   when the pieces differ in size) and SGD makes the single-process update;
 * the loss logged per step is the global-batch mean: the ranks' detached loss
-  contributions are summed by one all-reduce per epoch, after the timed phases
-  (it lands in ``other``).
+  contributions are summed by one all-reduce per epoch, in
+  :meth:`Ddp.logged_losses`, after the epoch's clock has stopped (it is
+  logging, which the single-process loops do not need).
 
 ``comm`` is measured by the DDP communication hook (:class:`CommTimer`): the
 time within ``backward`` (``loss.backward()``, which returns only after DDP
@@ -166,12 +167,16 @@ class Ddp(Implementation):
         self.optimizer.zero_grad()
 
     def train_epoch(self, epoch, clock):
-        """The harness's staged timer over this rank's shards, plus ``comm`` and the global per-step losses."""
+        """The harness's staged timer over this rank's shards, plus ``comm``."""
         self.comm.reset()
         timing = time_staged_epoch(self, epoch, clock)
-        losses = timing.losses.detach().clone()
-        dist.all_reduce(losses)
-        return EpochTiming(timing.phases, losses, subphases={"comm": self.comm.per_step()})
+        return EpochTiming(timing.phases, timing.losses, subphases={"comm": self.comm.per_step()})
+
+    def logged_losses(self, losses):
+        """The global-batch losses: the ranks' contributions summed (after the epoch's clock stopped)."""
+        total = losses.detach().clone()
+        dist.all_reduce(total)
+        return total
 
     @torch.no_grad()
     def predict(self, x):

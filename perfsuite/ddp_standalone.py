@@ -12,6 +12,12 @@ record is gathered to rank 0 over the process group
 (``gather_object``), and rank 0 appends them to the run folder, writes
 ``meta.json`` and ``summary.json`` as ``perfsuite run`` does. There is no
 interleaving with other implementations in this mode.
+
+The ranks leave together (a barrier after rank 0 has written the folder), so
+no torchrun agent outlives the others by more than a moment: the agent that
+hosts the c10d rendezvous store takes it down when it exits, and an agent
+still polling it then fails its own teardown (a known torchrun limitation,
+pytorch/pytorch#194871) although every result is on disk.
 """
 
 import os
@@ -123,5 +129,6 @@ def run(args) -> int:
         raise
     if recorder:
         recorder.finish("complete")
+    dist.barrier()
     dist.destroy_process_group()
     return 0

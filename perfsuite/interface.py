@@ -115,6 +115,15 @@ class Implementation:
         """Logits for preprocessed inputs (N x 784), without gradients."""
         raise NotImplementedError
 
+    def logged_losses(self, losses: torch.Tensor) -> torch.Tensor:
+        """The per-step losses to record, from the ones the epoch returned.
+
+        Called after the epoch's clock has stopped. The default keeps them; a
+        multi-rank implementation combines its ranks' contributions here, so
+        logging work a single-process loop does not do stays out of the epoch.
+        """
+        return losses
+
     def info(self) -> dict:
         """Extra facts for the run's metadata (versions, deprecations, compile seconds)."""
         return {}

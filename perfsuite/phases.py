@@ -163,7 +163,9 @@ def time_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=None) -> 
         timing = time_staged_epoch(impl, epoch, clock, phase_range)
     wall = clock() - start
     phases = np.asarray(timing.phases, dtype=np.float64).reshape(-1, len(PHASES))
-    losses = torch.as_tensor(timing.losses).detach().double().reshape(-1).numpy()
+    logged = getattr(impl, "logged_losses", None)
+    raw = logged(timing.losses) if callable(logged) else timing.losses
+    losses = torch.as_tensor(raw).detach().double().reshape(-1).numpy()
     subphases = {name: _subphase(name, seconds, len(phases)) for name, seconds in (timing.subphases or {}).items()}
     return EpochMeasurement(wall, phases, losses, dict(timing.extra), subphases)
 

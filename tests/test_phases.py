@@ -75,6 +75,21 @@ def test_fused_implementation_records_pass_through():
     assert m.losses.tolist() == list(range(impl.steps))
 
 
+class LoggedTwice(Scripted):
+    """Records twice each step's loss, and takes a second of the fake clock to do so."""
+
+    def logged_losses(self, losses):
+        self.clock.advance(1.0)
+        return losses * 2
+
+
+def test_logged_losses_run_after_the_wall_clock_stops():
+    clock = FakeClock()
+    m = time_epoch(LoggedTwice(clock), 0, clock)
+    assert m.losses.tolist() == [0.0, 4.0, 8.0]
+    assert m.wall == pytest.approx(m.phases.sum()) and m.other == pytest.approx(0.0)
+
+
 def test_epoch_timing_accepts_tensors():
     timing = EpochTiming(torch.ones(2, 5), torch.zeros(2))
     assert np.asarray(timing.phases).shape == (2, 5)
