@@ -3,9 +3,11 @@
 For every implementation measured in both runs, and for the epoch and each
 phase, it compares the raw samples of the two runs:
 
-* ``epoch`` and ``other`` — per-epoch seconds (``epochs.csv``, measured epochs);
-* ``batching`` … ``step`` — per-step seconds (``phases.csv``, measured epochs),
-  which gives the test the power to see a shift in one phase from a few epochs.
+* the epoch, each phase and ``other`` as per-epoch seconds (``epochs.csv``,
+  measured epochs). Epochs are the independent samples: the steps of one
+  epoch share whatever the machine was doing at the time (a burst of load
+  slows many consecutive steps), so treating steps as independent samples
+  makes a transient slow stretch look like a significant regression.
 
 Each row has both medians, the ratio ``new / base`` with a seeded two-sample
 bootstrap 95% interval, the two-sided Mann–Whitney U p-value and a verdict:
@@ -78,12 +80,9 @@ def parse_threshold(text: str) -> float:
 
 
 def _samples(run: Run, impl: str, quantity: str):
-    """``(unit, samples)`` of one quantity: per-epoch for epoch/other, per-step for the phases."""
-    if quantity == "epoch":
-        return "epoch", run.measured(impl)["wall_seconds"].to_numpy()
-    if quantity == OTHER:
-        return "epoch", run.measured(impl)[f"{OTHER}_seconds"].to_numpy()
-    return "step", run.measured_steps(impl)[quantity].to_numpy()
+    """``(unit, samples)`` of one quantity: its seconds in each measured epoch."""
+    column = "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
+    return "epoch", run.measured(impl)[column].to_numpy()
 
 
 def _share(run: Run, impl: str, quantity: str) -> float:

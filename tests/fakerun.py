@@ -75,8 +75,11 @@ def _record(rng, means, round_, epoch, warm, steps, noise, other):
             "train_accuracy": 0.9 + 0.01 * epoch, "test_accuracy": 0.89 + 0.01 * epoch}
 
 
-def scale_phase(src, dst, impl, phase, factor):
-    """Copy run folder ``src`` to ``dst`` with ``impl``'s ``phase`` seconds scaled in phases.csv and epochs.csv."""
+def scale_phase(src, dst, impl, phase, factor, epoch=None):
+    """Copy run folder ``src`` to ``dst`` with ``impl``'s ``phase`` seconds scaled in phases.csv and epochs.csv.
+
+    ``epoch`` limits the change to that epoch (a burst of load during one epoch).
+    """
     import shutil
 
     import pandas as pd
@@ -84,9 +87,16 @@ def scale_phase(src, dst, impl, phase, factor):
     shutil.copytree(src, dst)
     phases = pd.read_csv(Path(dst) / "phases.csv")
     rows = (phases["impl"] == impl) & (phases["phase"] == phase)
+    if epoch is not None:
+        rows &= phases["epoch"] == epoch
     phases.loc[rows, "seconds"] *= factor
     phases.to_csv(Path(dst) / "phases.csv", index=False)
     epochs = pd.read_csv(Path(dst) / "epochs.csv")
-    epochs.loc[epochs["impl"] == impl, f"{phase}_seconds"] *= factor
+    rows = epochs["impl"] == impl
+    if epoch is not None:
+        rows &= epochs["epoch"] == epoch
+    added = epochs.loc[rows, f"{phase}_seconds"] * (factor - 1)
+    epochs.loc[rows, f"{phase}_seconds"] += added
+    epochs.loc[rows, "wall_seconds"] += added
     epochs.to_csv(Path(dst) / "epochs.csv", index=False)
     return Path(dst)

@@ -34,8 +34,17 @@ def test_scaled_step_rows(base, tmp_path):
     verdicts = {(r.impl, r.quantity): r for r in rows}
     hit = verdicts[("store", "step")]
     assert hit.verdict == "slower" and hit.ratio == pytest.approx(1.3)
-    assert hit.low > 1 and hit.p_value < 1e-6
-    assert [k for k, r in verdicts.items() if r.verdict != "no change"] == [("store", "step")]
+    assert hit.low > 1 and hit.p_value < 0.05 and hit.unit == "epoch" and hit.n_new == 4
+    slower_epochs = {k for k, r in verdicts.items() if r.verdict != "no change"}
+    assert ("store", "step") in slower_epochs <= {("store", "step"), ("store", "epoch")}
+
+
+def test_a_burst_of_load_in_one_epoch_is_not_a_regression(base, tmp_path):
+    """All 40 steps of one epoch 40% slower: hundreds of correlated steps, but one epoch of evidence."""
+    burst = scale_phase(base, tmp_path / "burst", "store", "batching", 1.4, epoch=2)
+    rows, _ = compare.compare_runs(rundata.load_run(base), rundata.load_run(burst))
+    hit = {(r.impl, r.quantity): r for r in rows}[("store", "batching")]
+    assert hit.verdict == "no change" and hit.n_new == 4 and hit.p_value > 0.05
 
 
 def test_faster_is_not_a_failure(base, tmp_path, capsys):
@@ -79,7 +88,7 @@ def _truncate(path, keep):
     (lambda d: _truncate(d / "meta.json", 0.5), "truncated JSON"),
     (lambda d: _truncate(d / "epochs.csv", 0.6), "epochs.csv"),
     (lambda d: (d / "epochs.csv").write_text(""), "epochs.csv: unreadable CSV"),
-    (lambda d: _truncate(d / "phases.csv", 0.5), "phases.csv: the last line is incomplete"),
+    (lambda d: _truncate(d / "phases.csv", 0.5), None),
     (lambda d: (d / "steps.csv").unlink(), None),
     (lambda d: (d / "meta.json").unlink(), "no meta.json"),
     (lambda d: (d / "meta.json").write_text(json.dumps({**json.loads((d / "meta.json").read_text()),
@@ -93,7 +102,7 @@ def test_unusable_input_exits_two(base, tmp_path, capsys, damage, message):
     damage(broken)
     status = cli.main(["compare", str(base), str(broken)])
     err = capsys.readouterr().err
-    if message is None:  # steps.csv is not needed to compare timings
+    if message is None:  # per-step files are not needed: compare reads per-epoch seconds
         assert status == 0
         return
     assert status == 2, err
