@@ -13,13 +13,18 @@ record is gathered to rank 0 over the process group
 ``meta.json`` and ``summary.json`` as ``perfsuite run`` does. There is no
 interleaving with other implementations in this mode.
 
-The ranks leave together (a barrier after rank 0 has written the folder), so
-no torchrun agent outlives the others by more than a moment: the agent that
-hosts the c10d rendezvous store takes it down when it exits, and an agent
-still polling it then fails its own teardown (a known torchrun limitation,
-pytorch/pytorch#194871) although every result is on disk.
+The ranks leave together: the implementation is freed first (its DDP
+reducer goes while the group is whole), then a barrier after rank 0 has
+written the folder, then the group is destroyed, and the process ends
+without the interpreter's teardown, where c10d's background threads have
+been seen to abort a finished rank ("terminate called without an active
+exception"). Leaving together also keeps the torchrun agents' exits close:
+the agent that hosts the c10d rendezvous store takes it down when it exits,
+and an agent still polling it then fails its own teardown (a known torchrun
+limitation, pytorch/pytorch#194871) although every result is on disk.
 """
 
+import gc
 import os
 import time
 
@@ -129,6 +134,13 @@ def run(args) -> int:
         raise
     if recorder:
         recorder.finish("complete")
+    leave(state)
+    return 0
+
+
+def leave(state) -> None:
+    """Free the implementation (its DDP reducer holds the group), then leave the group with every rank."""
+    state.impl = None
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
-    return 0

@@ -109,7 +109,10 @@ def main(argv=None) -> int:
         return 0
     from perfsuite import ddp_standalone
 
-    return ddp_standalone.run(args)
+    status = ddp_standalone.run(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # the folder is written and the group left: skip the teardown (see ddp_standalone)
 
 
 if __name__ == "__main__":
