@@ -73,6 +73,7 @@ def run(args) -> int:
         summary = write_summary(folder)
         if status == "interrupted":
             progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
+            _report_of_interrupted(folder, progress)
     print_table(summary)
     for line in diverged_notes(summary):
         progress.note(line)
@@ -82,6 +83,14 @@ def run(args) -> int:
     if failed:
         raise RunFailure("; ".join(f"{h.name} failed: {h.reason}" for h in failed) + f" (results of the others in {folder})")
     return 0
+
+
+def _report_of_interrupted(folder, progress) -> None:
+    """Write the report of an interrupted run from the epochs it finished (a second Ctrl-C skips it)."""
+    try:
+        progress.note(f"perfsuite: report of the finished epochs: {write_report(folder).resolve()}")
+    except KeyboardInterrupt:
+        progress.note(f"perfsuite: report skipped; make it with: perfsuite report {folder}")
 
 
 def check(args) -> int:

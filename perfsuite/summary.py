@@ -5,7 +5,8 @@ of the per-step samples; coverage is the sum of the five phases over the
 epoch's wall time (``other`` is what is left). A multi-rank implementation's
 figures are those of its slowest rank in each epoch, with per-rank figures,
 the spread between ranks, comm's share and the comm model under
-``distributed`` and ``comm_model`` (:mod:`perfsuite.ranksummary`).
+``distributed`` and ``comm_model`` (:mod:`perfsuite.ranksummary`). One-off
+costs (start-up, set-up, compile and build seconds) are under ``setup``.
 """
 
 from pathlib import Path
@@ -56,6 +57,21 @@ def diverged_notes(summary: dict) -> list:
             for name, e in summary["implementations"].items() if e.get("diverged")]
 
 
+def setup_figures(status: dict) -> dict:
+    """One-off costs of an implementation, kept apart from its epochs.
+
+    Worker start-up seconds, the first round's ``setup`` seconds and every
+    number its ``setup`` returned (``compile_seconds``, ``build_seconds``, …).
+    """
+    figures = {"start_seconds": status.get("start_seconds")}
+    setups = status.get("setups") or []
+    if setups:
+        figures["setup_seconds"] = setups[0].get("setup_seconds")
+        figures.update({key: value for key, value in (setups[0].get("metrics") or {}).items()
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    return {key: value for key, value in figures.items() if value is not None}
+
+
 def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
     """Per-implementation medians of the measured epochs, plus run-level facts."""
     impls = {}
@@ -68,6 +84,7 @@ def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
         entry = {"status": statuses.get(name, {}).get("status", "unknown"),
                  "reason": statuses.get(name, {}).get("reason", ""),
                  "measured_epochs": int(len(rows)),
+                 "setup": setup_figures(statuses.get(name, {})),
                  **divergence(epochs[epochs["impl"] == name])}
         if len(rows):
             last = rows.iloc[-1]

@@ -144,6 +144,7 @@ def test_sigint_keeps_every_finished_epoch(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["implementations"]["store"]["measured_epochs"] == len(epochs)
     assert main(["summary", str(out)]) == 0
+    assert "report of the finished epochs" in err and "interrupted" in (out / "index.html").read_text()
 
 
 def test_diverging_run_is_flagged_not_crashed(tmp_path, capsys):

@@ -123,3 +123,12 @@ def test_phase_a_loop_does_not_time_is_drawn(tmp_path):
     folder = make_run(tmp_path / "z", impls={"idiomatic": SLOW_PHASES, "fused": fused}, epochs=2, steps=5)
     html = report.write_report(folder).read_text()
     assert "fused is the fastest implementation" in html
+
+
+def test_summary_keeps_one_off_costs_apart(tmp_path):
+    from perfsuite.summary import write_summary
+
+    folder = make_run(tmp_path / "r", info={"store": {"metrics": {"build_seconds": 1.5, "build_cached": True}}})
+    summary = write_summary(folder)["implementations"]
+    assert summary["store"]["setup"] == {"start_seconds": 0.4, "setup_seconds": 0.1, "build_seconds": 1.5}
+    assert summary["idiomatic"]["setup"] == {"start_seconds": 0.4, "setup_seconds": 0.1}
