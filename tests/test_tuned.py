@@ -48,10 +48,12 @@ def test_tuned_is_a_staged_implementation():
 
 def test_tuned_reuses_its_buffers(small_workload, dataset, splits):
     tuned, _, _, _ = _trained(Tuned, small_workload, dataset, splits)
-    first = [x.data_ptr() for x, _ in tuned.batches(0)]
-    assert len(set(first)) == 1, "every batch is gathered into the same preallocated buffer"
-    grads = [g.data_ptr() for g in tuned.grads]
+    full = small_workload.batch_size
+    first = [(len(x), x.data_ptr()) for x, _ in tuned.batches(0)]
+    assert len({ptr for rows, ptr in first if rows == full}) == 1, "every full batch lands in the same buffer"
+    state = [t.data_ptr() for t in tuned.params + tuned.velocity]
     x, y = next(iter(tuned.batches(1)))
     tuned.backward(tuned.loss(tuned.forward(x), y))
     tuned.step()
-    assert [g.data_ptr() for g in tuned.grads] == grads
+    assert [t.data_ptr() for t in tuned.params + tuned.velocity] == state
+    assert tuned.params[0].data_ptr() == tuned.flat_params.data_ptr()
