@@ -5,13 +5,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from perfsuite import data, metadata, registry, results, roofline
+from perfsuite import data, registry, results
 from perfsuite.check import REFERENCE, check_workload, verdicts
 from perfsuite.cli import workload_from
 from perfsuite.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.progress import RunProgress
 from perfsuite.report import write_report
 from perfsuite.progress import console as make_console
+from perfsuite.measurement import measure
 from perfsuite.runner import DEFAULT_TIMEOUT, Runner
 from perfsuite.summary import diverged_notes, print_table, write_summary
 
@@ -41,39 +42,17 @@ def _prepare(args, **workload_overrides):
 
 
 def run(args) -> int:
-    """``perfsuite run``: measure, append every epoch to disk, summarise."""
+    """``perfsuite run``: measure, append every epoch to disk, summarise, report."""
     workload, dataset, impls, progress, timeout = _prepare(args)
     folder = results.create_run_dir(args.out, args.reports)
-    writer = results.ResultsWriter(folder)
-    meta = {
-        "run_id": folder.name, **metadata.collect(),
-        "workload": workload.to_dict(), "dataset": dataset.to_dict(), "status": "running",
-    }
-    if not args.no_roofline:
-        meta["roofline"] = roofline.for_run(workload, dataset, timeout, progress)
-
-    def save_meta(status=None):
-        meta["implementations"] = {h.name: h.summary() for h in runner.handles}
-        if status:
-            meta["status"] = status
-        writer.write_meta(meta)
-
-    runner = Runner(workload, dataset, impls, sink=writer.append_epoch, progress=progress, timeout=timeout,
-                    on_change=save_meta)
-    save_meta()
-    if args.out is None:
-        results.point_latest(folder)
-    status = "interrupted"
+    started = (lambda: results.point_latest(folder)) if args.out is None else None
     try:
-        handles = runner.run()
-        status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
-    finally:
-        writer.close()
-        save_meta(status)
-        summary = write_summary(folder)
-        if status == "interrupted":
-            progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
-            _report_of_interrupted(folder, progress)
+        _, handles, summary = measure(folder, workload, dataset, impls, progress, timeout,
+                                      with_roofline=not args.no_roofline, on_started=started)
+    except KeyboardInterrupt:
+        progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
+        _report_of_interrupted(folder, progress)
+        raise
     print_table(summary)
     for line in diverged_notes(summary):
         progress.note(line)
@@ -91,6 +70,8 @@ def _report_of_interrupted(folder, progress) -> None:
         progress.note(f"perfsuite: report of the finished epochs: {write_report(folder).resolve()}")
     except KeyboardInterrupt:
         progress.note(f"perfsuite: report skipped; make it with: perfsuite report {folder}")
+    except PerfsuiteError as exc:
+        progress.note(f"perfsuite: no report: {exc}")
 
 
 def check(args) -> int:

@@ -92,13 +92,8 @@ def sample_segment(client: WorkerClient, opts: FlameOptions, fmt: str, path: Pat
 
 def profile_impl(run: ProfileRun, spec, opts: FlameOptions, flame_dir: Path) -> tuple:
     """Warm up, then record every format for one implementation; returns its shares payload and epoch rows."""
-    client = WorkerClient(spec.spec, run.workload, run.dataset, run.timeout)
+    client, ready = run.start_worker(spec)
     try:
-        run.say(f"{spec.name} · starting worker")
-        ready = client.start()
-        setup = client.call("setup")
-        run.set_status(spec.name, spec.spec, "running", start_seconds=ready["start_seconds"],
-                       setups=[setup], info=setup.get("info", {}))
         run.say(f"{spec.name} · {opts.warmup} warm-up epoch(s)")
         run.record(spec.name, client.call("epochs", 0, opts.warmup, True))
         segments = []

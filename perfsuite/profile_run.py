@@ -62,6 +62,26 @@ class ProfileRun:
             self.meta["status"] = status
         self.writer.write_meta(self.meta)
 
+    def start_worker(self, spec) -> tuple:
+        """Start and set up a profiling worker for ``spec``; its status becomes running.
+
+        Returns ``(client, ready)``, ``ready`` being what the worker said when it
+        started. The caller closes the client.
+        """
+        from perfsuite.profile_worker import WorkerClient
+
+        client = WorkerClient(spec.spec, self.workload, self.dataset, self.timeout)
+        try:
+            self.say(f"{spec.name} · starting worker")
+            ready = client.start()
+            setup = client.call("setup")
+        except BaseException:
+            client.close()
+            raise
+        self.set_status(spec.name, spec.spec, "running", start_seconds=ready["start_seconds"],
+                        setups=[setup], info=setup.get("info", {}))
+        return client, ready
+
     def say(self, text: str) -> None:
         """Show what is being done on the live status line (a terminal without ``--quiet`` only)."""
         self.progress.status(text)

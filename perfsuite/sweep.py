@@ -23,12 +23,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfsuite import data, metadata, registry, results, roofline
+from perfsuite import data, metadata, registry, results
 from perfsuite.cli import workload_from
 from perfsuite.errors import RunFailure, UsageError
 from perfsuite.progress import RunProgress
-from perfsuite.runner import DEFAULT_TIMEOUT, Runner
-from perfsuite.summary import write_summary
+from perfsuite.measurement import measure
+from perfsuite.runner import DEFAULT_TIMEOUT
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 1
@@ -160,29 +160,8 @@ def sweep_record(folder: Path, p: Plan, args) -> dict:
 def run_point(folder: Path, workload, p: Plan, progress, sweep_info: dict) -> tuple:
     """Measure one point into its run folder, like ``perfsuite run``; returns ``(status, handles)``."""
     folder.mkdir()
-    writer = results.ResultsWriter(folder)
-    meta = {"run_id": folder.name, **metadata.collect(), "workload": workload.to_dict(),
-            "dataset": p.dataset.to_dict(), "status": "running", "sweep": sweep_info}
-    if p.roofline:
-        meta["roofline"] = roofline.for_run(workload, p.dataset, p.timeout, progress)
-
-    def save_meta(status=None):
-        meta["implementations"] = {h.name: h.summary() for h in runner.handles}
-        if status:
-            meta["status"] = status
-        writer.write_meta(meta)
-
-    runner = Runner(workload, p.dataset, p.impls, sink=writer.append_epoch, progress=progress,
-                    timeout=p.timeout, on_change=save_meta)
-    save_meta()
-    status = "interrupted"
-    try:
-        handles = runner.run()
-        status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
-    finally:
-        writer.close()
-        save_meta(status)
-        write_summary(folder)
+    status, handles, _ = measure(folder, workload, p.dataset, p.impls, progress, p.timeout,
+                                 with_roofline=p.roofline, extra_meta={"sweep": sweep_info})
     return status, handles
 
 

@@ -27,7 +27,7 @@ from rich.table import Table
 from perfsuite.errors import RunFailure, UsageError
 from perfsuite.interface import OTHER, PHASES
 from perfsuite.profile_run import ProfileRun
-from perfsuite.profile_worker import WorkerClient, WorkerFailure
+from perfsuite.profile_worker import WorkerFailure
 from perfsuite.progress import console as make_console
 
 DEFAULT_TOP = 10
@@ -37,14 +37,9 @@ TOP_COLUMNS = ["phase", "rank", "operator", "self_cpu_ms", "calls", "share_of_ph
 
 def trace_impl(run: ProfileRun, spec, trace_dir: Path, top: int) -> dict:
     """Profile one implementation in its own worker; returns what the worker found."""
-    client = WorkerClient(spec.spec, run.workload, run.dataset, run.timeout)
+    client, _ = run.start_worker(spec)
     wl = run.workload
     try:
-        run.say(f"{spec.name} · starting worker")
-        ready = client.start()
-        setup = client.call("setup")
-        run.set_status(spec.name, spec.spec, "running", start_seconds=ready["start_seconds"],
-                       setups=[setup], info=setup.get("info", {}))
         run.say(f"{spec.name} · tracing {wl.warmup} warm-up + {wl.epochs} epoch(s)")
         return client.call("trace", 0, wl.warmup, wl.epochs, str(trace_dir / f"{spec.name}.trace.json"), top)
     finally:
