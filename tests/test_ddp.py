@@ -5,6 +5,7 @@ The end-to-end tests start real torchrun jobs of two ranks over loopback
 """
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,22 @@ def test_job_view_takes_the_slowest_rank_and_reads_schema_1():
     assert summary["implementations"]["ddp"]["distributed"]["slowest_rank"] == 1
     old = rows.drop(columns=["rank", "comm_seconds"]).iloc[:1]
     assert summarize(old, {})["implementations"]["ddp"]["epoch_seconds"] == 1.0
+
+
+def test_ctrl_c_during_a_ddp_run_keeps_the_epochs_and_stops_every_rank(tmp_path):
+    from tests.test_reliability import start_run, wait_for_rows
+
+    out = tmp_path / "r"
+    proc = start_run(out, "--impls", "ddp", "--subset", "0.02", "--epochs", "500", "--warmup", "0", "--threads", "2",
+                     "--nproc", "2", *data_args())
+    wait_for_rows(out / "epochs.csv", 4, proc, limit=240)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err and "interrupted" in err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert len(epochs) >= 4 and set(epochs["rank"]) == {0, 1}
+    pids = meta["implementations"]["ddp"]["info"]["rank_pids"]
+    assert len(pids) == 2 and not any(running(pid) for pid in pids)
+    assert (out / "index.html").exists()
