@@ -44,6 +44,16 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="auto", help="auto (MNIST if found, else synthetic), mnist or synthetic")
 
 
+def _measurement_output(p, out_help: str, reports_help: str, roofline_help: str) -> None:
+    """The output options shared by ``run`` and ``sweep``."""
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=None, help=out_help)
+    out.add_argument("--reports", default="reports", help=reports_help)
+    out.add_argument("--timeout", type=float, default=None, help="seconds a worker may take for one step of the protocol (default 900)")
+    out.add_argument("--quiet", action="store_true", help="no live progress display")
+    out.add_argument("--no-roofline", action="store_true", help=roofline_help)
+
+
 def _impls_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--impls", default=None, help=help_text + "; names, package.module:Class or path/to/file.py:Class, comma-separated")
 
@@ -74,12 +84,9 @@ def build_parser() -> ArgumentParser:
     _impls_option(run, "implementations to run (default: every registered one)")
     _workload_options(run)
     _data_options(run)
-    out = run.add_argument_group("output")
-    out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")
-    out.add_argument("--reports", default="reports", help="folder of run folders, with a 'latest' link (default ./reports)")
-    out.add_argument("--timeout", type=float, default=None, help="seconds a worker may take for one step of the protocol (default 900)")
-    out.add_argument("--quiet", action="store_true", help="no live progress display")
-    out.add_argument("--no-roofline", action="store_true", help="skip measuring the matmul peak and the compute floor (about 1 s plus a process start)")
+    _measurement_output(run, "run folder to write (default: REPORTS/<run-id>)",
+                        "folder of run folders, with a 'latest' link (default ./reports)",
+                        "skip measuring the matmul peak and the compute floor (about 1 s plus a process start)")
     run.set_defaults(func=commands.run)
 
     from perfsuite import sweep as sweep_mod
@@ -90,12 +97,9 @@ def build_parser() -> ArgumentParser:
     _impls_option(swp, "implementations to measure at every point (default: every registered one)")
     _workload_options(swp)
     _data_options(swp)
-    sout = swp.add_argument_group("output")
-    sout.add_argument("--out", default=None, help="sweep folder to write (default: REPORTS/<sweep-id>)")
-    sout.add_argument("--reports", default="reports", help="folder to create the sweep folder in (default ./reports)")
-    sout.add_argument("--timeout", type=float, default=None, help="seconds a worker may take for one step of the protocol (default 900)")
-    sout.add_argument("--quiet", action="store_true", help="no live progress display")
-    sout.add_argument("--no-roofline", action="store_true", help="skip measuring the matmul peak and the compute floor at each point")
+    _measurement_output(swp, "sweep folder to write (default: REPORTS/<sweep-id>)",
+                        "folder to create the sweep folder in (default ./reports)",
+                        "skip measuring the matmul peak and the compute floor at each point")
     swp.set_defaults(func=sweep_mod.run)
 
     check = sub.add_parser("check", help="check that implementations train identically (losses and accuracy vs store)")
