@@ -16,6 +16,9 @@ and gradients stay untouched. The seconds this takes are returned as
 epoch's time. Should a guard still fail later, Dynamo's recompile log is
 switched on after setup, so the recompile shows on the terminal; it would
 land in the first (warm-up) epoch, as every batch shape occurs in each epoch.
+:meth:`Compiled.epoch_facts` counts the graphs compiled during each epoch
+(``graphs_compiled``: the ``facts`` column of ``epochs.csv``, summed in
+``summary.json``; the report warns when a measured epoch compiled any).
 ``predict`` runs the same math eagerly: evaluation batch sizes differ and
 would only add graphs.
 """
@@ -100,6 +103,7 @@ class Compiled(Implementation):
         self.params = store_layout(ctx.params)
         self.velocity = [torch.zeros_like(p) for p in self.params]
         self.compile = self._compile(ctx)
+        self._graphs_seen = _graph_count()
         torch._logging.set_logs(recompiles=True)
         return {"compile_seconds": self.compile["compile_seconds"]}
 
@@ -145,6 +149,12 @@ class Compiled(Implementation):
 
     def step(self):
         self._update(self.params, [p.grad for p in self.params], self.velocity)
+
+    def epoch_facts(self):
+        """Graphs Dynamo compiled during the epoch just run (0 when setup compiled every shape)."""
+        now = _graph_count()
+        compiled, self._graphs_seen = now - self._graphs_seen, now
+        return {"graphs_compiled": compiled}
 
     @torch.no_grad()
     def predict(self, x):

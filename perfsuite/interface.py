@@ -124,6 +124,15 @@ class Implementation:
         """
         return losses
 
+    def epoch_facts(self) -> dict:
+        """Numbers about the epoch just run, read after its clock stopped (optional).
+
+        For example ``{"graphs_compiled": 0}``: what happened during the epoch
+        that its timings alone do not show. Written per epoch (the ``facts``
+        column of ``epochs.csv``) and summed per implementation in the summary.
+        """
+        return {}
+
     def info(self) -> dict:
         """Extra facts for the run's metadata (versions, deprecations, compile seconds)."""
         return {}

@@ -25,7 +25,7 @@ from perfsuite.errors import UsageError
 from perfsuite.results import FILES, write_json
 from perfsuite.rundata import Run, load_run
 from perfsuite.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
-from perfsuite.summary import summarize
+from perfsuite.summary import impl_facts, summarize
 
 REPORT_NAME = "index.html"
 TEMPLATE = "report.html.j2"
@@ -75,6 +75,10 @@ def _notices(run: Run) -> list:
             if text and not any(text in earlier or earlier in text for earlier in shown):
                 shown.append(text)
                 found.append((name, f"{key}: {text}"))
+        for key, counts in impl_facts(run.epochs, name).items():
+            if "compil" in key and counts["measured"] > 0:
+                found.append((name, f"{key}: {counts['measured']:g} during measured epochs, so compilation time is "
+                                    "inside their timings (use more warm-up epochs)"))
     return found
 
 

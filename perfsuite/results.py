@@ -5,7 +5,8 @@
 * ``phases.csv``  — impl, round, epoch, step, phase, seconds, rank (one row per phase of each step);
 * ``steps.csv``   — impl, round, epoch, step, loss, rank;
 * ``epochs.csv``  — one row per epoch (and rank): warm-up flag, wall, per-phase and other seconds,
-  loss, accuracy, sub-phase seconds (``comm_seconds``), rank;
+  loss, accuracy, sub-phase seconds (``comm_seconds``), rank, facts (a JSON object of what the
+  implementation reported about the epoch, e.g. ``{"graphs_compiled": 0}``; empty when nothing);
 * ``meta.json``   — schema version, machine, software, workload, dataset, implementations, status;
 * ``summary.json``— statistics computed from the CSV files (see :mod:`perfsuite.summary`).
 
@@ -17,7 +18,8 @@ name keep working: a ``rank`` column in the three CSV files (0 for
 single-process implementations; a multi-rank implementation writes one set of
 rows per rank), ``phase`` rows ``comm`` in ``phases.csv`` for implementations
 that measure it (a sub-interval of ``backward``, already counted in it), and
-``comm_seconds`` in ``epochs.csv`` (empty when not measured). Schema-1
+``comm_seconds`` in ``epochs.csv`` (empty when not measured), then the
+optional ``facts`` column (folders written before it simply lack it). Schema-1
 folders have none of these; :func:`with_rank` reads them as rank 0.
 """
 
@@ -43,10 +45,12 @@ EPOCHS_COLUMNS = (
 )
 """The columns every schema has (what readers may require); schema 2 writes more, see below."""
 SUBPHASE_COLUMNS = [f"{name}_seconds" for name in SUBPHASES]
+FACTS = "facts"
+"""Optional ``epochs.csv`` column: the epoch's facts as a JSON object (empty when there are none)."""
 WRITTEN_COLUMNS = {
     "phases.csv": PHASES_COLUMNS + [RANK],
     "steps.csv": STEPS_COLUMNS + [RANK],
-    "epochs.csv": EPOCHS_COLUMNS + SUBPHASE_COLUMNS + [RANK],
+    "epochs.csv": EPOCHS_COLUMNS + SUBPHASE_COLUMNS + [RANK, FACTS],
 }
 FILES = ("phases.csv", "steps.csv", "epochs.csv", "meta.json", "summary.json")
 
@@ -154,6 +158,15 @@ def _cell(value):
     return repr(value) if isinstance(value, float) else value
 
 
+def facts_json(facts) -> str:
+    """An epoch's facts as compact JSON (``None`` when there are none); non-finite numbers become null."""
+    if not facts:
+        return None
+    clean = {str(k): (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in facts.items()
+             if v is None or isinstance(v, (bool, int, float, str))}
+    return json.dumps(clean, sort_keys=True, allow_nan=False) if clean else None
+
+
 def epoch_row(impl: str, record: dict) -> dict:
     """The ``epochs.csv`` row of one epoch record (sub-phase columns ``None`` when not measured)."""
     phases, losses, wall = record["phases"], record["losses"], record["wall"]
@@ -171,6 +184,7 @@ def epoch_row(impl: str, record: dict) -> dict:
         "test_accuracy": record["test_accuracy"],
         **{f"{name}_seconds": (float(sum(subphases[name])) if name in subphases else None) for name in SUBPHASES},
         RANK: record.get(RANK, 0),
+        FACTS: facts_json(record.get("facts")),
     }
 
 

@@ -6,9 +6,12 @@ epoch's wall time (``other`` is what is left). A multi-rank implementation's
 figures are those of its slowest rank in each epoch, with per-rank figures,
 the spread between ranks, comm's share and the comm model under
 ``distributed`` and ``comm_model`` (:mod:`perfsuite.ranksummary`). One-off
-costs (start-up, set-up, compile and build seconds) are under ``setup``.
+costs (start-up, set-up, compile and build seconds) are under ``setup``; the
+implementation's per-epoch facts, summed over warm-up and measured epochs,
+under ``epoch_facts``.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ from rich.table import Table
 from perfsuite import ranksummary, roofline
 from perfsuite.errors import UsageError
 from perfsuite.interface import OTHER, PHASES
-from perfsuite.results import EPOCHS_COLUMNS, RANK, read_meta, with_rank, write_json
+from perfsuite.results import EPOCHS_COLUMNS, FACTS, RANK, read_meta, with_rank, write_json
 
 PHASE_COLUMNS = [f"{p}_seconds" for p in PHASES + (OTHER,)]
 
@@ -55,6 +58,29 @@ def diverged_notes(summary: dict) -> list:
     return [f"perfsuite: {name} diverged: its loss became NaN or infinite in round {e['diverged_at']['round']}, "
             f"epoch {e['diverged_at']['epoch']} (try a smaller --lr); its timings are kept but flagged"
             for name, e in summary["implementations"].items() if e.get("diverged")]
+
+
+def epoch_facts(rows: pd.DataFrame) -> dict:
+    """The numeric epoch facts of one implementation's rows, summed over warm-up and measured epochs."""
+    if FACTS not in rows.columns:
+        return {}
+    totals = {}
+    for phase, part in (("warmup", rows[rows["warmup"] != 0]), ("measured", rows[rows["warmup"] == 0])):
+        for text in part[FACTS].dropna():
+            try:
+                found = json.loads(text)
+            except ValueError as exc:
+                raise UsageError(f"epochs.csv: facts {text!r} are not a JSON object ({exc})") from exc
+            for key, value in (found.items() if isinstance(found, dict) else ()):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    totals.setdefault(key, {"warmup": 0, "measured": 0})[phase] += value
+    return totals
+
+
+def impl_facts(epochs: pd.DataFrame, name: str) -> dict:
+    """:func:`epoch_facts` of implementation ``name`` (rank 0's rows) in an ``epochs.csv`` frame."""
+    rows = with_rank(epochs)
+    return epoch_facts(rows[(rows["impl"] == name) & (rows[RANK] == 0)])
 
 
 def setup_figures(status: dict) -> dict:
@@ -98,6 +124,9 @@ def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
                 "test_accuracy": float(last["test_accuracy"]),
             })
             _add_ranks(entry, every_rank[(every_rank["impl"] == name) & (every_rank["warmup"] == 0)], meta, name)
+        facts = impl_facts(every_rank, name)
+        if facts:
+            entry["epoch_facts"] = facts
         impls[name] = entry
     return roofline.annotate({
         "run_id": meta.get("run_id"),

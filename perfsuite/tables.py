@@ -127,9 +127,18 @@ def impl_info(run) -> str:
             "worker start s": _num(st.get("start_seconds")),
             "setup s per round": ", ".join(_num(s.get("setup_seconds")) for s in setups) or "—",
             "setup metrics": "; ".join(f"{k}: {', '.join(_num(v) for v in vs)}" for k, vs in metrics.items()) or "—",
+            "per-epoch facts (warm-up / measured)": _facts(run, name),
             "info": "; ".join(f"{k}: {v}" for k, v in (st.get("info") or {}).items()) or "—",
         })
     return html(pd.DataFrame(rows))
+
+
+def _facts(run, name: str) -> str:
+    """What the implementation reported about its epochs, summed over warm-up and measured epochs."""
+    from perfsuite.summary import impl_facts
+
+    found = impl_facts(run.epochs, name)
+    return "; ".join(f"{key}: {v['warmup']:g} / {v['measured']:g}" for key, v in found.items()) or "—"
 
 
 def _num(value) -> str:

@@ -71,6 +71,7 @@ class WorkerState:
     def epoch(self, round_: int, epoch: int) -> dict:
         """Run, time and evaluate one epoch."""
         m = time_epoch(self.impl, epoch, monotonic)
+        facts = self.impl.epoch_facts() if callable(getattr(self.impl, "epoch_facts", None)) else {}
         return {
             "round": round_,
             "epoch": epoch,
@@ -79,7 +80,7 @@ class WorkerState:
             "wall": m.wall,
             "phases": m.phases.tolist(),
             "losses": m.losses.tolist(),
-            "extra": m.extra,
+            "facts": {**m.extra, **facts},
             "subphases": {name: values.tolist() for name, values in (m.subphases or {}).items()},
             "train_accuracy": accuracy(self.impl, self.eval_train, self.train.labels[: self.n_train]),
             "test_accuracy": accuracy(self.impl, self.eval_test, self.test.labels),

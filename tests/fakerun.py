@@ -48,8 +48,11 @@ def _meta(impls, synthetic, epochs, warmup, rounds, info):
 
 
 def make_run(folder, impls=None, epochs=4, warmup=1, rounds=1, steps=30, seed=0, noise=0.05, synthetic=False,
-             info=None, other=0.0005):
-    """Write a run folder; ``impls`` maps names to mean per-step seconds of each phase."""
+             info=None, other=0.0005, facts=None):
+    """Write a run folder; ``impls`` maps names to mean per-step seconds of each phase.
+
+    ``facts`` maps an implementation to a function ``epoch -> dict`` of its epoch facts.
+    """
     impls = impls or {"idiomatic": SLOW, "store": FAST}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +63,9 @@ def make_run(folder, impls=None, epochs=4, warmup=1, rounds=1, steps=30, seed=0,
         for r in range(rounds):
             for e in range(warmup + epochs):
                 for name, means in impls.items():
-                    writer.append_epoch(name, _record(rng, means, r, e, e < warmup, steps, noise, other))
+                    record = _record(rng, means, r, e, e < warmup, steps, noise, other)
+                    record["facts"] = (facts or {}).get(name, lambda epoch: {})(e)
+                    writer.append_epoch(name, record)
     finally:
         writer.close()
     return folder

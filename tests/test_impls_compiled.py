@@ -105,6 +105,7 @@ def test_compiled_matches_store_and_compiles_only_in_setup(workload, dataset, st
     graphs = counters["stats"]["unique_graphs"]
     record = state.epoch(0, 0)
     assert counters["stats"]["unique_graphs"] == graphs, "a graph was compiled during the epoch"
+    assert record["facts"] == {"graphs_compiled": 0}
     assert_matches_store("compiled", record, store_record)
     assert answer["metrics"]["compile_seconds"] > 0
     assert answer["info"]["batch_shapes"] == [128, 3000 % 128]
@@ -209,3 +210,14 @@ def test_native_predict_and_accuracy_match_store(native_build, workload, dataset
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
     ours = native_build[0].accuracy(y, logits)
     assert ours == pytest.approx((expected.argmax(1) == y).double().mean().item())
+
+
+def test_compiled_counts_a_graph_compiled_inside_an_epoch(workload, dataset):
+    """A new batch shape mid-run compiles a graph: the epoch's facts and the next epoch's say how many."""
+    state = WorkerState("compiled", workload, dataset)
+    state.setup(0)
+    impl = state.impl
+    assert impl.epoch_facts() == {"graphs_compiled": 0}
+    impl.forward(impl.x[:7])
+    assert impl.epoch_facts()["graphs_compiled"] >= 1
+    assert impl.epoch_facts() == {"graphs_compiled": 0}

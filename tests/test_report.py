@@ -132,3 +132,26 @@ def test_summary_keeps_one_off_costs_apart(tmp_path):
     summary = write_summary(folder)["implementations"]
     assert summary["store"]["setup"] == {"start_seconds": 0.4, "setup_seconds": 0.1, "build_seconds": 1.5}
     assert summary["idiomatic"]["setup"] == {"start_seconds": 0.4, "setup_seconds": 0.1}
+
+
+def test_epoch_facts_are_summed_shown_and_a_measured_compile_warned(tmp_path):
+    from perfsuite.summary import write_summary
+
+    compiles = {"store": lambda epoch: {"graphs_compiled": 2 if epoch in (0, 3) else 0}}
+    folder = make_run(tmp_path / "r", warmup=1, epochs=4, facts=compiles)
+    summary = write_summary(folder)["implementations"]
+    assert summary["store"]["epoch_facts"] == {"graphs_compiled": {"warmup": 2, "measured": 2}}
+    assert "epoch_facts" not in summary["idiomatic"]
+    assert cli.main(["report", str(folder)]) == 0
+    html = (folder / "index.html").read_text()
+    assert "graphs_compiled: 2 / 2" in html
+    assert "graphs_compiled: 2 during measured epochs" in html
+
+
+def test_damaged_facts_are_a_one_line_error(tmp_path, capsys):
+    folder = make_run(tmp_path / "r", facts={"store": lambda epoch: {"graphs_compiled": 0}})
+    path = folder / "epochs.csv"
+    path.write_text(path.read_text().replace('{""graphs_compiled"": 0}', "{not json"))
+    assert cli.main(["summary", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "not a JSON object" in err and "Traceback" not in err
