@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from perfsuite import __version__
-from perfsuite.errors import PerfsuiteError
+from perfsuite.errors import PerfsuiteError, UsageError
 from perfsuite.workload import Workload, default_threads
 
 
@@ -56,6 +56,17 @@ def _measurement_output(p, out_help: str, reports_help: str, roofline_help: str)
 
 def _impls_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--impls", default=None, help=help_text + "; names, package.module:Class or path/to/file.py:Class, comma-separated")
+
+
+def timeout_from(args) -> float:
+    """``--timeout`` in seconds, validated; the runner's default when it is not given."""
+    from perfsuite.runner import DEFAULT_TIMEOUT
+
+    if args.timeout is None:
+        return DEFAULT_TIMEOUT
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
+    return args.timeout
 
 
 def workload_from(args, **overrides) -> Workload:

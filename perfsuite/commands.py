@@ -7,13 +7,13 @@ from rich.table import Table
 
 from perfsuite import data, registry, results
 from perfsuite.check import REFERENCE, check_workload, verdicts
-from perfsuite.cli import workload_from
-from perfsuite.errors import PerfsuiteError, RunFailure, UsageError
+from perfsuite.cli import timeout_from, workload_from
+from perfsuite.errors import PerfsuiteError, RunFailure
 from perfsuite.progress import RunProgress
 from perfsuite.report import write_report
 from perfsuite.progress import console as make_console
 from perfsuite.measurement import measure
-from perfsuite.runner import DEFAULT_TIMEOUT, Runner
+from perfsuite.runner import Runner
 from perfsuite.summary import diverged_notes, print_table, write_summary
 
 
@@ -21,18 +21,10 @@ def _specs(text) -> list:
     return registry.parse_list(text) if text else sorted(registry.builtin())
 
 
-def _timeout(args) -> float:
-    if args.timeout is None:
-        return DEFAULT_TIMEOUT
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
-    return args.timeout
-
-
 def _prepare(args, **workload_overrides):
     """Validate everything the user gave before any worker starts."""
     workload = workload_from(args, **workload_overrides)
-    timeout = _timeout(args)
+    timeout = timeout_from(args)
     dataset = data.resolve(args.dataset, args.data_dir)
     impls = registry.resolve(_specs(args.impls))
     progress = RunProgress(quiet=args.quiet)

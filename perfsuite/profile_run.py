@@ -9,10 +9,8 @@ to ``flame/`` and ``trace/`` inside it (see :mod:`perfsuite.artifacts`).
 """
 
 from perfsuite import data, metadata, registry, results
-from perfsuite.cli import workload_from
-from perfsuite.errors import UsageError
+from perfsuite.cli import timeout_from, workload_from
 from perfsuite.progress import RunProgress
-from perfsuite.runner import DEFAULT_TIMEOUT
 
 
 def _specs(text) -> list:
@@ -24,9 +22,7 @@ class ProfileRun:
 
     def __init__(self, args, command: str, options: dict):
         self.workload = workload_from(args, repeats=1)
-        if args.timeout is not None and not args.timeout > 0:
-            raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
-        self.timeout = args.timeout or DEFAULT_TIMEOUT
+        self.timeout = timeout_from(args)
         self.dataset = data.resolve(args.dataset, args.data_dir)
         self.impls = registry.resolve(_specs(args.impls))
         self.progress = RunProgress(quiet=args.quiet)

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfsuite import data, metadata, registry, results
-from perfsuite.cli import workload_from
+from perfsuite.cli import timeout_from, workload_from
 from perfsuite.errors import RunFailure, UsageError
 from perfsuite.progress import RunProgress
 from perfsuite.measurement import measure
-from perfsuite.runner import DEFAULT_TIMEOUT
 
 SWEEP_FILE = "sweep.json"
 SWEEP_SCHEMA_VERSION = 1
@@ -115,14 +114,6 @@ def point_workloads(args, axes) -> list:
     return found
 
 
-def _timeout(args) -> float:
-    if args.timeout is None:
-        return DEFAULT_TIMEOUT
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
-    return args.timeout
-
-
 @dataclass
 class Plan:
     """A validated sweep: its axes, points, data, implementations and options."""
@@ -139,7 +130,7 @@ def plan(args) -> Plan:
     """Check every option and point of ``perfsuite sweep`` before any process starts."""
     axes = parse_vary(args.vary)
     points = point_workloads(args, axes)
-    timeout = _timeout(args)
+    timeout = timeout_from(args)
     dataset = data.resolve(args.dataset, args.data_dir)
     impls = registry.resolve(registry.parse_list(args.impls) if args.impls else sorted(registry.builtin()))
     return Plan(axes, points, dataset, impls, timeout, not args.no_roofline)

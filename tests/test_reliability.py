@@ -49,6 +49,13 @@ def test_bad_run_options(args, fragment, capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("command", [["sweep", "--vary", "batch_size=64,128"], ["flame"], ["trace"]])
+def test_every_measuring_command_checks_the_timeout(command, capsys, tmp_path):
+    assert main([*command, *TINY, "--timeout", "-5", "--out", str(tmp_path / "r"), *data_args()]) == 2
+    one_line_error(capsys, "--timeout -5: must be a positive number of seconds")
+    assert not (tmp_path / "r").exists()
+
+
 def test_dataset_mnist_without_data(tmp_path, capsys):
     assert main(["run", *TINY, "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2
     one_line_error(capsys, "train-images-idx3-ubyte: file not found")
