@@ -30,9 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from impls import toolchain
-from impls.store import get_batches
-from perfsuite.data import preprocess
-from perfsuite.interface import Implementation
+from impls.store import StoreBatching
 
 
 def forward_fn(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor):
@@ -82,7 +80,7 @@ def batch_sizes(n_train: int, batch_size: int) -> list:
     return sizes
 
 
-class Compiled(Implementation):
+class Compiled(StoreBatching):
     """torch.compile'd forward, loss and update; autograd backward; store batching."""
 
     name = "compiled"
@@ -95,11 +93,7 @@ class Compiled(Implementation):
         return f"Inductor (torch.compile on CPU) cannot compile its kernels: {missing}" if missing else None
 
     def setup(self, ctx):
-        wl = ctx.workload
-        self.workload = wl
-        self.permutation = ctx.permutation
-        self.x = preprocess(ctx.train.images[: ctx.n_train])
-        self.y = ctx.train.labels[: ctx.n_train]
+        self.setup_batching(ctx)
         self.params = store_layout(ctx.params)
         self.velocity = [torch.zeros_like(p) for p in self.params]
         self.compile = self._compile(ctx)
@@ -134,9 +128,6 @@ class Compiled(Implementation):
         loss = self._loss(self.y[:size], self._forward(self.x[:size], *params))
         loss.backward()
         self._update(params, [p.grad for p in params], velocity)
-
-    def batches(self, epoch):
-        return get_batches(self.x, self.y, self.workload.batch_size, self.permutation(epoch))
 
     def forward(self, x):
         return self._forward(x, *self.params)

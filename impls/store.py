@@ -117,23 +117,35 @@ def accuracy(target: torch.Tensor, pred: torch.Tensor) -> float:
     return (pred.argmax(1) == target).double().mean().item()
 
 
-class Store(Implementation):
+class StoreBatching(Implementation):
+    """The store's data pipeline, shared by the loops built on the article's design.
+
+    The training split is preprocessed once; each epoch reorders it by the
+    harness's permutation and cuts it into ``narrow`` views (:func:`get_batches`).
+    """
+
+    def setup_batching(self, ctx) -> None:
+        """Keep the workload and the permutation; preprocess the training split."""
+        self.workload = ctx.workload
+        self.permutation = ctx.permutation
+        self.x = preprocess(ctx.train.images[: ctx.n_train])
+        self.y = ctx.train.labels[: ctx.n_train]
+
+    def batches(self, epoch):
+        return get_batches(self.x, self.y, self.workload.batch_size, self.permutation(epoch))
+
+
+class Store(StoreBatching):
     """The article's tensor-store training loop, in Python."""
 
     name = "store"
     description = "article's design: Memory tensor store, randperm + index_select + narrow batching"
 
     def setup(self, ctx):
-        self.workload = ctx.workload
-        self.permutation = ctx.permutation
-        self.x = preprocess(ctx.train.images[: ctx.n_train])
-        self.y = ctx.train.labels[: ctx.n_train]
+        self.setup_batching(ctx)
         self.mem = Memory()
         self.model = MyModel(self.mem, ctx.workload.hidden, ctx.params)
         self.errfunc = cross_entropy if ctx.workload.loss == "ce" else mse
-
-    def batches(self, epoch):
-        return get_batches(self.x, self.y, self.workload.batch_size, self.permutation(epoch))
 
     def forward(self, x):
         return self.model.forward(self.mem, x)

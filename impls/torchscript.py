@@ -19,9 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from impls.store import get_batches
-from perfsuite.data import preprocess
-from perfsuite.interface import Implementation
+from impls.store import StoreBatching
 
 
 class ScriptedMLP(nn.Module):
@@ -81,7 +79,7 @@ def deprecation_note(messages: list) -> str:
     return next((m for m in messages if "deprecat" in m.lower()), "")
 
 
-class TorchScript(Implementation):
+class TorchScript(StoreBatching):
     """Scripted model, loss and momentum update; autograd for backward; store batching."""
 
     name = "torchscript"
@@ -89,19 +87,13 @@ class TorchScript(Implementation):
 
     def setup(self, ctx):
         wl = ctx.workload
-        self.workload = wl
-        self.permutation = ctx.permutation
-        self.x = preprocess(ctx.train.images[: ctx.n_train])
-        self.y = ctx.train.labels[: ctx.n_train]
+        self.setup_batching(ctx)
         loss_fn = mse if wl.loss == "mse" else cross_entropy
         scripted, self.warnings = script_quietly(
             {"model": ScriptedMLP(ctx.params), "loss": loss_fn, "update": sgd_momentum})
         self.model, self.errfunc, self.update = scripted["model"], scripted["loss"], scripted["update"]
         self.params = [self.model.w1, self.model.b1, self.model.w2, self.model.b2]
         self.velocity = [torch.zeros_like(p) for p in self.params]
-
-    def batches(self, epoch):
-        return get_batches(self.x, self.y, self.workload.batch_size, self.permutation(epoch))
 
     def forward(self, x):
         return self.model(x)
