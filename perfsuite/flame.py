@@ -218,13 +218,8 @@ def cmd_flame(args) -> int:
     flame_dir = run.folder / "flame"
     flame_dir.mkdir()
     payloads, rows, failures = {}, [], []
-    run.progress.start(len(run.impls) * len(pyspy.FORMATS))
-    try:
-        for index, spec in enumerate(run.impls):
-            reason = spec.unavailable_reason
-            if reason:
-                run.set_status(spec.name, spec.spec, "unavailable", reason)
-                continue
+    with run.recording(len(run.impls) * len(pyspy.FORMATS)):
+        for index, spec in run.available():
             try:
                 payload, epochs = profile_impl(run, spec, opts, flame_dir)
             except pyspy.SamplerUnavailable as exc:
@@ -240,13 +235,6 @@ def cmd_flame(args) -> int:
             payloads[spec.name] = payload
             rows.extend(epochs)
             run.set_status(spec.name, spec.spec, "ok")
-    except KeyboardInterrupt:
-        run.progress.stop()
-        run.progress.note(f"perfsuite: interrupted; what was recorded is kept in {run.folder}")
-        run.finish("interrupted")
-        raise
-    finally:
-        run.progress.stop()
     return _finish(run, flame_dir, payloads, rows, failures)
 
 

@@ -8,6 +8,8 @@ same epochs and ``perfsuite report`` shows both. The profiles themselves go
 to ``flame/`` and ``trace/`` inside it (see :mod:`perfsuite.artifacts`).
 """
 
+from contextlib import contextmanager
+
 from perfsuite import data, metadata, registry, results
 from perfsuite.cli import timeout_from, workload_from
 from perfsuite.progress import RunProgress
@@ -45,6 +47,28 @@ class ProfileRun:
         if status in ("failed", "unavailable", "not run"):
             word = "skipped" if status == "unavailable" else status
             self.progress.note(f"perfsuite: {name} {word}: {reason}")
+
+    def available(self):
+        """``(index, spec)`` of every implementation that can run here; the others are marked unavailable."""
+        for index, spec in enumerate(self.impls):
+            if spec.unavailable_reason:
+                self.set_status(spec.name, spec.spec, "unavailable", spec.unavailable_reason)
+            else:
+                yield index, spec
+
+    @contextmanager
+    def recording(self, steps: int):
+        """Show progress over ``steps``; on Ctrl-C keep what was recorded (status ``interrupted``) and re-raise."""
+        self.progress.start(steps)
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.progress.stop()
+            self.progress.note(f"perfsuite: interrupted; what was recorded is kept in {self.folder}")
+            self.finish("interrupted")
+            raise
+        finally:
+            self.progress.stop()
 
     def record(self, name: str, records) -> None:
         """Append epochs' timer records to the run folder."""

@@ -83,13 +83,8 @@ def cmd_trace(args) -> int:
     trace_dir = run.folder / "trace"
     trace_dir.mkdir()
     found, failures = {}, []
-    run.progress.start(len(run.impls))
-    try:
-        for spec in run.impls:
-            reason = spec.unavailable_reason
-            if reason:
-                run.set_status(spec.name, spec.spec, "unavailable", reason)
-                continue
+    with run.recording(len(run.impls)):
+        for _, spec in run.available():
             try:
                 result = trace_impl(run, spec, trace_dir, args.top)
             except WorkerFailure as exc:
@@ -102,13 +97,6 @@ def cmd_trace(args) -> int:
                                                              "range_seconds": result["range_seconds"]})
             found[spec.name] = result
             run.progress.advance()
-    except KeyboardInterrupt:
-        run.progress.stop()
-        run.progress.note(f"perfsuite: interrupted; what was recorded is kept in {run.folder}")
-        run.finish("interrupted")
-        raise
-    finally:
-        run.progress.stop()
     report = run.finish("failed" if failures else "complete")
     for name, result in found.items():
         print_top_ops(name, result)

@@ -99,3 +99,28 @@ def test_trace_names_with_hash_are_not_phases(tmp_path):
     (tmp_path / "trace" / "a.trace.json").write_text(json.dumps({"traceEvents": events}))
     trace = artifacts.traces(tmp_path, ["a"])[0]
     assert trace.shares["step"] == pytest.approx(10 / 40)
+
+
+def test_ctrl_c_keeps_what_was_recorded_and_marks_unavailable(tmp_path, capsys):
+    """The profiling commands' shared loop: unavailable implementations marked, Ctrl-C keeps the folder."""
+    from pathlib import Path
+
+    from perfsuite.cli import build_parser
+    from perfsuite.profile_run import ProfileRun
+
+    fixtures = Path(__file__).parent / "fixtures" / "test_impls.py"
+    args = build_parser().parse_args(["trace", "--impls", f"{fixtures}:Unavailable,store", "--subset", "0.01", "--quiet",
+                                      "--out", str(tmp_path / "r"), *data_args()])
+    run = ProfileRun(args, "trace", {})
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with run.recording(2):
+            for _, spec in run.available():
+                seen.append(spec.name)
+                raise KeyboardInterrupt
+    assert seen == ["store"]
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert meta["implementations"]["unavailable"]["status"] == "unavailable"
+    assert (tmp_path / "r" / "summary.json").exists() and (tmp_path / "r" / "index.html").exists()
+    assert "interrupted; what was recorded is kept" in capsys.readouterr().err
