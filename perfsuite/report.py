@@ -25,7 +25,7 @@ from perfsuite.errors import UsageError
 from perfsuite.results import FILES, write_json
 from perfsuite.rundata import Run, load_run
 from perfsuite.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
-from perfsuite.summary import impl_facts, summarize
+from perfsuite.summary import summarize
 
 REPORT_NAME = "index.html"
 TEMPLATE = "report.html.j2"
@@ -49,9 +49,9 @@ def _charts(run: Run, result) -> dict:
     return found
 
 
-def _tables(run: Run, result, found: dict) -> dict:
+def _tables(run: Run, result, found: dict, facts: dict) -> dict:
     meta = run.meta
-    out = {"overview": tables.overview(run, result), "impl_info": tables.impl_info(run),
+    out = {"overview": tables.overview(run, result), "impl_info": tables.impl_info(run, facts),
            "machine": tables.key_values(meta.get("machine", {})),
            "software": tables.key_values(meta.get("software", {})),
            "workload": tables.key_values({"workload": meta.get("workload", {}), "dataset": meta.get("dataset", {}),
@@ -63,8 +63,8 @@ def _tables(run: Run, result, found: dict) -> dict:
     return out
 
 
-def _notices(run: Run) -> list:
-    """Implementation info entries that warn (deprecations, warnings), as ``(impl, text)``."""
+def _notices(run: Run, facts: dict) -> list:
+    """Implementation info entries that warn (deprecations, warnings) and epoch facts that do, as ``(impl, text)``."""
     found = []
     for name in run.impls:
         shown = []
@@ -75,30 +75,31 @@ def _notices(run: Run) -> list:
             if text and not any(text in earlier or earlier in text for earlier in shown):
                 shown.append(text)
                 found.append((name, f"{key}: {text}"))
-        for key, counts in impl_facts(run.epochs, name).items():
+        for key, counts in facts.get(name, {}).items():
             if "compil" in key and counts["measured"] > 0:
                 found.append((name, f"{key}: {counts['measured']:g} during measured epochs, so compilation time is "
                                     "inside their timings (use more warm-up epochs)"))
     return found
 
 
-def context(run: Run, result) -> dict:
-    """Everything the template shows, computed from the run and its analysis."""
+def context(run: Run, result, summary: dict) -> dict:
+    """Everything the template shows, computed from the run, its analysis and its summary."""
     found = artifacts.discover(run.folder, run.impls)
+    facts = {name: entry.get("epoch_facts", {}) for name, entry in summary["implementations"].items()}
     return {
         "run": run, "meta": run.meta, "analysis": result, "headline": analysis_mod.headline(result),
-        "charts": _charts(run, result), "tables": _tables(run, result, found), "artifacts": found,
-        "noisy": result.noisy, "notices": _notices(run), "version": __version__,
+        "charts": _charts(run, result), "tables": _tables(run, result, found, facts), "artifacts": found,
+        "noisy": result.noisy, "notices": _notices(run, facts), "version": __version__,
         "files": [name for name in FILES if (run.folder / name).is_file()],
         "confidence": CONFIDENCE, "noise_threshold": NOISE_THRESHOLD, "resamples": RESAMPLES,
         "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
-        "ddp_section": ddp_report.section(summarize(run.epochs, run.meta), environment()),
+        "ddp_section": ddp_report.section(summary, environment()),
     }
 
 
-def render(run: Run, result) -> str:
+def render(run: Run, result, summary: dict) -> str:
     """The report page as an HTML string."""
-    return environment().get_template(TEMPLATE).render(**context(run, result))
+    return environment().get_template(TEMPLATE).render(**context(run, result, summary))
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -121,9 +122,9 @@ def write_report(folder, baseline=None) -> Path:
     """Analyse a run folder, update its ``summary.json`` and write ``index.html``; returns its path."""
     run = load_run(folder)
     result = analysis_mod.analyse(run, baseline)
-    add_statistics(run, result)
+    summary = add_statistics(run, result)
     path = run.folder / REPORT_NAME
-    _write_text(path, render(run, result))
+    _write_text(path, render(run, result, summary))
     return path
 
 

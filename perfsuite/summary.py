@@ -77,12 +77,6 @@ def epoch_facts(rows: pd.DataFrame) -> dict:
     return totals
 
 
-def impl_facts(epochs: pd.DataFrame, name: str) -> dict:
-    """:func:`epoch_facts` of implementation ``name`` (rank 0's rows) in an ``epochs.csv`` frame."""
-    rows = with_rank(epochs)
-    return epoch_facts(rows[(rows["impl"] == name) & (rows[RANK] == 0)])
-
-
 def setup_figures(status: dict) -> dict:
     """One-off costs of an implementation, kept apart from its epochs.
 
@@ -124,7 +118,7 @@ def summarize(epochs: pd.DataFrame, meta: dict) -> dict:
                 "test_accuracy": float(last["test_accuracy"]),
             })
             _add_ranks(entry, every_rank[(every_rank["impl"] == name) & (every_rank["warmup"] == 0)], meta, name)
-        facts = impl_facts(every_rank, name)
+        facts = epoch_facts(every_rank[(every_rank["impl"] == name) & (every_rank[RANK] == 0)])
         if facts:
             entry["epoch_facts"] = facts
         impls[name] = entry

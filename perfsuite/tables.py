@@ -112,8 +112,8 @@ def key_values(mapping: dict) -> str:
     return html(pd.DataFrame({"key": list(flat), "value": [str(v) for v in flat.values()]}))
 
 
-def impl_info(run) -> str:
-    """Per-implementation start, setup seconds and metrics, and its self-reported info."""
+def impl_info(run, facts: dict) -> str:
+    """Per-implementation start, setup seconds and metrics, epoch facts (``summary.json``) and self-reported info."""
     rows = []
     for name in run.impls:
         st = run.status(name)
@@ -127,17 +127,14 @@ def impl_info(run) -> str:
             "worker start s": _num(st.get("start_seconds")),
             "setup s per round": ", ".join(_num(s.get("setup_seconds")) for s in setups) or "—",
             "setup metrics": "; ".join(f"{k}: {', '.join(_num(v) for v in vs)}" for k, vs in metrics.items()) or "—",
-            "per-epoch facts (warm-up / measured)": _facts(run, name),
+            "per-epoch facts (warm-up / measured)": _facts(facts.get(name, {})),
             "info": "; ".join(f"{k}: {v}" for k, v in (st.get("info") or {}).items()) or "—",
         })
     return html(pd.DataFrame(rows))
 
 
-def _facts(run, name: str) -> str:
-    """What the implementation reported about its epochs, summed over warm-up and measured epochs."""
-    from perfsuite.summary import impl_facts
-
-    found = impl_facts(run.epochs, name)
+def _facts(found: dict) -> str:
+    """What an implementation reported about its epochs, summed over warm-up and measured epochs."""
     return "; ".join(f"{key}: {v['warmup']:g} / {v['measured']:g}" for key, v in found.items()) or "—"
 
 
