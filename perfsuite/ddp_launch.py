@@ -189,23 +189,19 @@ class TorchrunHandle(WorkerHandle):
                 try:
                     answers[rank] = checked(message, expected)
                 except WorkerLost as lost:
-                    raise self._lost(rank, f"rank {rank}: {lost.reason}", lost.traceback) from None
+                    raise self._lost(rank, f"rank {rank}: {lost.reason}", lost.traceback, reported=True) from None
             if len(answers) < self.nproc and time.monotonic() > deadline:
                 late = sorted(set(self.ranks) - set(answers))
                 raise self._lost(None, f"no answer from rank {', '.join(map(str, late))} within the timeout; "
                                        "the ranks were stopped (raise --timeout if it is just slow)")
         return [answers[r] for r in sorted(answers)]
 
-    def _lost(self, rank, reason: str, trace: str = "") -> WorkerLost:
-        """Stop torchrun and every rank; the failure with torchrun's root cause added when it names one."""
+    def _lost(self, rank, reason: str, trace: str = "", reported: bool = False) -> WorkerLost:
+        """Stop torchrun and every rank; the failure, with torchrun's root cause when it adds to it."""
         self._wait_for_torchrun(GRACE if rank is not None else 0.0)
         self.kill()
         log = self._log_text()
-        cause = root_cause(log)
-        if cause and rank is not None and cause[0] != rank:
-            reason = f"rank {cause[0]} of {self.nproc} died ({cause[1]}); {reason}"
-        elif cause:
-            reason = f"{reason} ({cause[1]})"
+        reason = lost_reason(rank, reason, root_cause(log), self.nproc, reported)
         tail = "\n".join(log.splitlines()[-LOG_TAIL:])
         return WorkerLost(f"{reason}; the other ranks were stopped", trace or tail)
 
@@ -243,6 +239,22 @@ class TorchrunHandle(WorkerHandle):
             conn.close()
         self.server.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def lost_reason(rank, reason: str, cause, nproc: int, reported: bool) -> str:
+    """Why the job failed: ``reason`` (about ``rank``, or the job when ``None``) and torchrun's ``cause``.
+
+    ``cause`` is ``(rank, how it ended)`` from torchrun's summary. A rank that
+    merely lost its connection is explained by another rank's earlier death,
+    which is named first. A rank that *reported* an exception is the cause
+    itself: another rank that died in the collective it left behind (gloo
+    aborts, so torchrun may observe that death first) is not named instead.
+    """
+    if not cause or (reported and cause[0] != rank):
+        return reason
+    if rank is not None and cause[0] != rank:
+        return f"rank {cause[0]} of {nproc} died ({cause[1]}); {reason}"
+    return f"{reason} ({cause[1]})"
 
 
 def _kill_pid(pid: int) -> None:

@@ -215,3 +215,15 @@ def test_ctrl_c_during_a_ddp_run_keeps_the_epochs_and_stops_every_rank(tmp_path)
     pids = meta["implementations"]["ddp"]["info"]["rank_pids"]
     assert len(pids) == 2 and not any(running(pid) for pid in pids)
     assert (out / "index.html").exists()
+
+
+def test_a_reported_exception_is_the_cause_not_the_peer_it_took_down():
+    from perfsuite.ddp_launch import lost_reason
+
+    raised = "rank 1: RuntimeError: rank 1 raised on purpose"
+    assert lost_reason(1, raised, (0, "killed by SIGABRT"), 2, reported=True) == raised
+    assert lost_reason(1, raised, (1, "exit status 1"), 2, reported=True) == f"{raised} (exit status 1)"
+    died = "rank 1 of 2 died during 'epoch'"
+    assert lost_reason(1, died, (0, "exit status 3"), 2, reported=False) == f"rank 0 of 2 died (exit status 3); {died}"
+    assert lost_reason(None, "no answer", (1, "killed by SIGKILL"), 2, reported=False) == "no answer (killed by SIGKILL)"
+    assert lost_reason(1, died, None, 2, reported=False) == died
