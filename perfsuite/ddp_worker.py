@@ -30,7 +30,8 @@ import torch
 import torch.distributed as dist
 
 from perfsuite import commmodel
-from perfsuite.worker import WorkerState, error_message, serve
+from perfsuite.errors import error_message
+from perfsuite.worker import WorkerState, serve
 
 ENV_RANK = "RANK"
 ENV_WORLD = "WORLD_SIZE"

@@ -31,3 +31,8 @@ class RunFailure(PerfsuiteError):
     """A run could not do what was asked (a worker failed, a check diverged)."""
 
     exit_status = 1
+
+
+def error_message(exc: BaseException) -> str:
+    """The first line of ``ExceptionType: message``, as a parent reports a child's failure."""
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]

@@ -26,7 +26,7 @@ import traceback
 import torch
 
 from perfsuite.clock import monotonic
-from perfsuite.errors import RunFailure
+from perfsuite.errors import RunFailure, error_message
 from perfsuite.phases import time_epoch
 from perfsuite.runner import stop_process
 from perfsuite.stacks import Attribution
@@ -85,8 +85,7 @@ def main(conn, spec: str, workload, dataset) -> None:
     except (EOFError, BrokenPipeError):
         return
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-        conn.send(("error", message, traceback.format_exc()))
+        conn.send(("error", error_message(exc), traceback.format_exc()))
     finally:
         conn.close()
 

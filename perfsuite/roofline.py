@@ -39,6 +39,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from perfsuite.errors import error_message
 from perfsuite.workload import CLASSES, INPUTS
 
 SQUARE = 1024
@@ -176,7 +177,7 @@ def _child(conn, threads: int, batch: int, hidden: int, square: int, budget: flo
     try:
         conn.send(("ok", measure(threads, batch, hidden, square, budget)))
     except Exception as exc:  # reported to the parent, which records it in meta.json
-        conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        conn.send(("error", error_message(exc)))
     finally:
         conn.close()
 

@@ -14,6 +14,7 @@ import torch
 
 from perfsuite import data, registry
 from perfsuite.clock import monotonic
+from perfsuite.errors import error_message
 from perfsuite.interface import SetupContext
 from perfsuite.phases import time_epoch
 from perfsuite.workload import epoch_permutation, initial_parameters
@@ -85,11 +86,6 @@ class WorkerState:
             "train_accuracy": accuracy(self.impl, self.eval_train, self.train.labels[: self.n_train]),
             "test_accuracy": accuracy(self.impl, self.eval_test, self.test.labels),
         }
-
-
-def error_message(exc: BaseException) -> str:
-    """The first line of ``ExceptionType: message``, as the parent reports it."""
-    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
 
 
 def serve(conn, state: WorkerState) -> None:
