@@ -59,20 +59,25 @@ class Buffers:
     """Preallocated tensors for a batch of one size."""
 
     x: torch.Tensor
+    x_t: torch.Tensor
     targets_t: torch.Tensor
+    targets_flat: torch.Tensor
     hidden: torch.Tensor
+    hidden_t: torch.Tensor
     grad_hidden: torch.Tensor
     logits_t: torch.Tensor
     log_probs_t: torch.Tensor
+    log_probs_flat: torch.Tensor
     ones: torch.Tensor
 
     @classmethod
     def allocate(cls, rows: int, hidden: int) -> "Buffers":
-        """Buffers for ``rows`` samples; the class-major ones are ``CLASSES x rows``."""
-        return cls(x=torch.empty(rows, INPUTS + 1), targets_t=torch.empty(CLASSES, rows),
-                   hidden=torch.empty(rows, hidden), grad_hidden=torch.empty(rows, hidden),
-                   logits_t=torch.empty(CLASSES, rows), log_probs_t=torch.empty(CLASSES, rows),
-                   ones=torch.ones(rows))
+        """Buffers for ``rows`` samples (the class-major ones ``CLASSES x rows``), with the views the step uses."""
+        x, targets_t, h = torch.empty(rows, INPUTS + 1), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
+        log_probs_t = torch.empty(CLASSES, rows)
+        return cls(x=x, x_t=x.t(), targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h,
+                   hidden_t=h.t(), grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
+                   log_probs_t=log_probs_t, log_probs_flat=log_probs_t.view(-1), ones=torch.ones(rows))
 
 
 def flat_views(flat: torch.Tensor, shapes: list) -> list:
@@ -172,7 +177,7 @@ class Tuned(Implementation):
         """Hidden activations in place, then the class-major logits ``CLASSES x rows``."""
         buf = self._buffers_of(x)
         torch.mm(buf.x, self.w1a, out=buf.hidden).relu_()
-        return torch.addmm(self.b2_column, self.w2, buf.hidden.t(), out=buf.logits_t)
+        return torch.addmm(self.b2_column, self.w2, buf.hidden_t, out=buf.logits_t)
 
     def loss(self, logits_t, targets_t):
         buf = self._active
@@ -180,8 +185,8 @@ class Tuned(Implementation):
             buf.targets_t.copy_(targets_t)
         if self.mse:
             return (buf.targets_t - logits_t).square().mean()
-        log_probs_t = torch.log_softmax(logits_t, 0, out=buf.log_probs_t)
-        return torch.dot(log_probs_t.view(-1), buf.targets_t.view(-1))
+        torch.log_softmax(logits_t, 0, out=buf.log_probs_t)
+        return torch.dot(buf.log_probs_flat, buf.targets_flat)
 
     def backward(self, loss):
         """Gradients by hand, each blended into its momentum buffer by the product that computes it."""
@@ -195,7 +200,7 @@ class Tuned(Implementation):
         torch.addmv(self.vb2, g, buf.ones, beta=keep, alpha=blend, out=self.vb2)
         dh = torch.mm(g.t(), self.w2, out=buf.grad_hidden)
         threshold_backward(dh, buf.hidden, 0, grad_input=dh)
-        torch.addmm(self.vw1a, buf.x.t(), dh, beta=keep, alpha=blend, out=self.vw1a)
+        torch.addmm(self.vw1a, buf.x_t, dh, beta=keep, alpha=blend, out=self.vw1a)
 
     def step(self):
         self.flat_params.add_(self.flat_velocity, alpha=-self.lr)
