@@ -13,11 +13,12 @@ between different kernels), so the count of calls is what is tuned:
   input row carries a constant 1 after its 784 pixels, so ``x W1a`` adds the
   bias and ``x.T dh`` computes the bias gradient inside the same product;
 * **batching** — the training split is preprocessed once into one contiguous
-  ``n x (INPUTS+1)`` float32 tensor (the pixels, then the 1); a batch is one
-  ``index_select`` of the permutation's slice into a preallocated buffer. The
-  targets are gathered the same way, class-major, from a ``CLASSES x n``
-  matrix that holds ``-1/rows`` at each sample's label (the gradient of the
-  mean negative log-likelihood with respect to the log-probabilities);
+  ``n x ROW`` float32 tensor: the 784 pixels, the constant 1, then the
+  sample's 10 targets (``-1/batch_size`` at its label: the gradient of the
+  batch's mean negative log-likelihood with respect to its log-probabilities).
+  A batch is one ``index_select`` of the permutation's slice into a
+  preallocated buffer, so inputs and targets come from the same rows of
+  memory, then one copy turns the targets class-major (``CLASSES x rows``);
 * **forward** — ``mm`` then an in-place ReLU; the second layer is computed
   *class-major*, ``logits.T = W2 h.T + b2`` (``CLASSES x rows``): softmax
   along 128 contiguous columns is several times cheaper on CPU than along
@@ -51,13 +52,17 @@ from perfsuite.data import preprocess
 from perfsuite.interface import Implementation
 from perfsuite.workload import CLASSES, INPUTS
 
+ROW = INPUTS + 1 + CLASSES
+"""Floats per gathered row: the pixels, the constant 1 of the bias, the targets."""
+
 threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
 
 @dataclass(frozen=True)
 class Buffers:
-    """Preallocated tensors for a batch of one size."""
+    """Preallocated tensors for a batch of one size, with the views the step uses."""
 
+    rows: torch.Tensor
     x: torch.Tensor
     x_t: torch.Tensor
     targets_t: torch.Tensor
@@ -72,12 +77,18 @@ class Buffers:
 
     @classmethod
     def allocate(cls, rows: int, hidden: int) -> "Buffers":
-        """Buffers for ``rows`` samples (the class-major ones ``CLASSES x rows``), with the views the step uses."""
-        x, targets_t, h = torch.empty(rows, INPUTS + 1), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
+        """Buffers for ``rows`` samples: gathered rows (inputs then targets), class-major ``CLASSES x rows`` ones."""
+        gathered, targets_t, h = torch.empty(rows, ROW), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
+        x = gathered[:, :INPUTS + 1]
         log_probs_t = torch.empty(CLASSES, rows)
-        return cls(x=x, x_t=x.t(), targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h,
+        return cls(rows=gathered, x=x, x_t=x.t(), targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h,
                    hidden_t=h.t(), grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
                    log_probs_t=log_probs_t, log_probs_flat=log_probs_t.view(-1), ones=torch.ones(rows))
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The gathered targets, ``rows x CLASSES`` (a view of the gathered rows)."""
+        return self.rows[:, INPUTS + 1:]
 
 
 def flat_views(flat: torch.Tensor, shapes: list) -> list:
@@ -86,20 +97,18 @@ def flat_views(flat: torch.Tensor, shapes: list) -> list:
     return [part.view(shape) for part, shape in zip(torch.split(flat, sizes), shapes)]
 
 
-def augmented_inputs(images: torch.Tensor) -> torch.Tensor:
-    """Preprocessed pixels with a constant 1 appended to every row: ``n x (INPUTS+1)``."""
+def training_rows(images: torch.Tensor, labels: torch.Tensor, target: float) -> torch.Tensor:
+    """One ``n x ROW`` float32 tensor: each sample's preprocessed pixels, a constant 1, then its targets.
+
+    The targets hold ``target`` at the sample's label and 0 elsewhere, so one
+    gather brings a batch's inputs and targets from the same rows of memory.
+    """
     pixels = preprocess(images)
-    inputs = torch.empty(len(pixels), INPUTS + 1)
-    inputs[:, :INPUTS] = pixels
-    inputs[:, INPUTS] = 1.0
-    return inputs
-
-
-def class_major_targets(labels: torch.Tensor, value: float) -> torch.Tensor:
-    """A ``CLASSES x n`` matrix holding ``value`` at each sample's label and 0 elsewhere."""
-    targets = torch.zeros(CLASSES, len(labels))
-    targets[labels.to(torch.int64), torch.arange(len(labels))] = value
-    return targets
+    data = torch.zeros(len(pixels), ROW)
+    data[:, :INPUTS] = pixels
+    data[:, INPUTS] = 1.0
+    data[torch.arange(len(labels)), INPUTS + 1 + labels.to(torch.int64)] = target
+    return data
 
 
 class Tuned(Implementation):
@@ -116,8 +125,8 @@ class Tuned(Implementation):
         self.mse = wl.loss == "mse"
         self.permutation = ctx.permutation
         self.n = ctx.n_train
-        self.x = augmented_inputs(ctx.train.images[: ctx.n_train])
-        self.labels = ctx.train.labels[: ctx.n_train]
+        self.data = training_rows(ctx.train.images[: ctx.n_train], ctx.train.labels[: ctx.n_train],
+                                  1.0 if self.mse else -1.0 / self.batch_size)
         p = ctx.params
         w1a = torch.cat([p["w1"].t(), p["b1"].unsqueeze(0)])
         self.flat_params = torch.cat([w1a.reshape(-1), p["w2"].reshape(-1), p["b2"]])
@@ -130,7 +139,6 @@ class Tuned(Implementation):
         self.velocity = [self.vw1a[:INPUTS], self.vw1a[INPUTS], self.vw2, self.vb2]
         self.b2_column = self.b2.unsqueeze(1)
         self._buffers = {}
-        self._targets = {}
         self._active = None
 
     def buffers(self, rows: int) -> Buffers:
@@ -140,30 +148,24 @@ class Tuned(Implementation):
             found = self._buffers[rows] = Buffers.allocate(rows, self.hidden)
         return found
 
-    def targets(self, rows: int) -> torch.Tensor:
-        """The class-major target matrix batches of ``rows`` samples gather from.
-
-        Cross-entropy: ``-1/rows`` at the label, the gradient of the batch's mean
-        negative log-likelihood with respect to its log-probabilities. MSE: the one-hot.
-        """
-        key = 1 if self.mse else rows
-        found = self._targets.get(key)
-        if found is None:
-            found = self._targets[key] = class_major_targets(self.labels, 1.0 if self.mse else -1.0 / rows)
-        return found
-
     def batches(self, epoch):
         return self._gather(self.permutation(epoch))
 
     def _gather(self, order: torch.Tensor):
-        """Yield ``(x, targets_t)`` gathered into the preallocated buffers, ``batch_size`` rows at a time."""
+        """Yield ``(x, targets_t)`` gathered into the preallocated buffers, ``batch_size`` rows at a time.
+
+        The targets are stored for a full batch; a shorter last batch rescales
+        its cross-entropy targets from ``-1/batch_size`` to ``-1/rows``.
+        """
         size = self.batch_size
         for start in range(0, self.n, size):
             index = order[start: start + size]
             rows = index.shape[0]
             buf = self._active = self.buffers(rows)
-            torch.index_select(self.x, 0, index, out=buf.x)
-            torch.index_select(self.targets(rows), 1, index, out=buf.targets_t)
+            torch.index_select(self.data, 0, index, out=buf.rows)
+            buf.targets_t.copy_(buf.targets.t())
+            if rows != size and not self.mse:
+                buf.targets_t.mul_(size / rows)
             yield buf.x, buf.targets_t
 
     def _buffers_of(self, x) -> Buffers:

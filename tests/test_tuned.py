@@ -6,7 +6,9 @@ import torch
 from dataclasses import replace
 
 from impls.store import Store
-from impls.tuned import Tuned
+from impls.tuned import Tuned, training_rows
+from perfsuite.data import preprocess
+from perfsuite.workload import CLASSES, INPUTS
 from perfsuite.check import compare
 from perfsuite.clock import monotonic
 from perfsuite.interface import SetupContext, interface_problems
@@ -57,3 +59,15 @@ def test_tuned_reuses_its_buffers(small_workload, dataset, splits):
     tuned.step()
     assert [t.data_ptr() for t in tuned.params + tuned.velocity] == state
     assert tuned.params[0].data_ptr() == tuned.flat_params.data_ptr()
+
+
+def test_training_rows_hold_pixels_the_bias_one_and_the_targets(dataset, splits):
+    train, _ = splits
+    images, labels = train.images[:50], train.labels[:50]
+    data = training_rows(images, labels, -0.25)
+    assert data.shape == (50, INPUTS + 1 + CLASSES)
+    assert torch.equal(data[:, :INPUTS], preprocess(images))
+    assert torch.equal(data[:, INPUTS], torch.ones(50))
+    targets = data[:, INPUTS + 1:]
+    assert torch.equal(targets.argmin(1), labels.to(torch.int64))
+    assert torch.equal(targets.sum(1), torch.full((50,), -0.25))
