@@ -65,6 +65,7 @@ class Buffers:
     rows: torch.Tensor
     x: torch.Tensor
     x_t: torch.Tensor
+    gathered_targets_t: torch.Tensor
     targets_t: torch.Tensor
     targets_flat: torch.Tensor
     hidden: torch.Tensor
@@ -79,16 +80,11 @@ class Buffers:
     def allocate(cls, rows: int, hidden: int) -> "Buffers":
         """Buffers for ``rows`` samples: gathered rows (inputs then targets), class-major ``CLASSES x rows`` ones."""
         gathered, targets_t, h = torch.empty(rows, ROW), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
-        x = gathered[:, :INPUTS + 1]
-        log_probs_t = torch.empty(CLASSES, rows)
-        return cls(rows=gathered, x=x, x_t=x.t(), targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h,
-                   hidden_t=h.t(), grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
+        x, log_probs_t = gathered[:, :INPUTS + 1], torch.empty(CLASSES, rows)
+        return cls(rows=gathered, x=x, x_t=x.t(), gathered_targets_t=gathered[:, INPUTS + 1:].t(),
+                   targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h, hidden_t=h.t(),
+                   grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
                    log_probs_t=log_probs_t, log_probs_flat=log_probs_t.view(-1), ones=torch.ones(rows))
-
-    @property
-    def targets(self) -> torch.Tensor:
-        """The gathered targets, ``rows x CLASSES`` (a view of the gathered rows)."""
-        return self.rows[:, INPUTS + 1:]
 
 
 def flat_views(flat: torch.Tensor, shapes: list) -> list:
@@ -163,7 +159,7 @@ class Tuned(Implementation):
             rows = index.shape[0]
             buf = self._active = self.buffers(rows)
             torch.index_select(self.data, 0, index, out=buf.rows)
-            buf.targets_t.copy_(buf.targets.t())
+            buf.targets_t.copy_(buf.gathered_targets_t)
             if rows != size and not self.mse:
                 buf.targets_t.mul_(size / rows)
             yield buf.x, buf.targets_t
