@@ -6,7 +6,7 @@ import torch
 from dataclasses import replace
 
 from impls.store import Store
-from impls.tuned import Tuned, training_rows
+from impls.tuned import Tuned, huge_page_zeros, training_rows
 from perfsuite.data import preprocess
 from perfsuite.workload import CLASSES, INPUTS
 from perfsuite.check import compare
@@ -64,10 +64,20 @@ def test_tuned_reuses_its_buffers(small_workload, dataset, splits):
 def test_training_rows_hold_pixels_the_bias_one_and_the_targets(dataset, splits):
     train, _ = splits
     images, labels = train.images[:50], train.labels[:50]
-    data = training_rows(images, labels, -0.25)
+    data, _ = training_rows(images, labels, -0.25)
     assert data.shape == (50, INPUTS + 1 + CLASSES)
     assert torch.equal(data[:, :INPUTS], preprocess(images))
     assert torch.equal(data[:, INPUTS], torch.ones(50))
     targets = data[:, INPUTS + 1:]
     assert torch.equal(targets.argmin(1), labels.to(torch.int64))
     assert torch.equal(targets.sum(1), torch.full((50,), -0.25))
+
+
+def test_huge_page_zeros_is_a_zeroed_writable_tensor():
+    data, huge = huge_page_zeros(300, 7)
+    assert data.shape == (300, 7) and data.dtype == torch.float32 and not data.any()
+    data[299, 6] = 2.0
+    assert float(data.sum()) == 2.0
+    assert isinstance(huge, bool)
+    empty, _ = huge_page_zeros(0, 7)
+    assert empty.shape == (0, 7)
