@@ -112,6 +112,24 @@ def huge_page_zeros(rows: int, cols: int) -> tuple:
     return torch.frombuffer(region, dtype=torch.float32).view(rows, cols), True
 
 
+def huge_page_bytes(tensor: torch.Tensor, smaps: str = "/proc/self/smaps"):
+    """Bytes of the mapping holding ``tensor`` that the kernel backs with huge pages, or ``None`` if unknown."""
+    address = tensor.data_ptr()
+    try:
+        with open(smaps) as lines:
+            inside = False
+            for line in lines:
+                head = line.split(maxsplit=1)[0]
+                if "-" in head and not head.endswith(":"):
+                    start, end = (int(part, 16) for part in head.split("-"))
+                    inside = start <= address < end
+                elif inside and head == "AnonHugePages:":
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def training_rows(images: torch.Tensor, labels: torch.Tensor, target: float) -> tuple:
     """One ``n x ROW`` float32 tensor: each sample's preprocessed pixels, a constant 1, then its targets.
 
@@ -224,7 +242,8 @@ class Tuned(Implementation):
         self.flat_params.add_(self.flat_velocity, alpha=-self.lr)
 
     def info(self):
-        return {"data_on_huge_pages": self.huge_pages}
+        huge = huge_page_bytes(self.data) if self.huge_pages else 0
+        return {"data_huge_page_mb": None if huge is None else round(huge / 2**20, 1)}
 
     @torch.no_grad()
     def predict(self, x):

@@ -6,7 +6,7 @@ import torch
 from dataclasses import replace
 
 from impls.store import Store
-from impls.tuned import Tuned, huge_page_zeros, training_rows
+from impls.tuned import Tuned, huge_page_bytes, huge_page_zeros, training_rows
 from perfsuite.data import preprocess
 from perfsuite.workload import CLASSES, INPUTS
 from perfsuite.check import compare
@@ -81,3 +81,13 @@ def test_huge_page_zeros_is_a_zeroed_writable_tensor():
     assert isinstance(huge, bool)
     empty, _ = huge_page_zeros(0, 7)
     assert empty.shape == (0, 7)
+
+
+def test_huge_page_bytes_reads_the_mapping_that_holds_the_tensor(tmp_path):
+    tensor = torch.zeros(4)
+    address = tensor.data_ptr()
+    smaps = tmp_path / "smaps"
+    smaps.write_text(f"{address - 4096:x}-{address - 1:x} rw-p 00000000 00:00 0\nAnonHugePages:      4096 kB\n"
+                     f"{address - 16:x}-{address + 4096:x} rw-p 00000000 00:00 0\nRss:   8 kB\nAnonHugePages:      2048 kB\n")
+    assert huge_page_bytes(tensor, str(smaps)) == 2048 * 1024
+    assert huge_page_bytes(tensor, str(tmp_path / "missing")) is None
