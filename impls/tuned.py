@@ -102,13 +102,18 @@ def huge_page_zeros(rows: int, cols: int) -> tuple:
     step: with 4 kB pages nearly every row costs a TLB miss, with 2 MB pages
     the whole set fits in the TLB (batching 13% faster here). Anonymous memory
     with ``madvise(MADV_HUGEPAGE)`` gets them where the kernel's THP setting
-    is ``madvise`` or ``always``; elsewhere this is a plain ``torch.zeros``.
+    is ``madvise`` or ``always``; elsewhere (no such advice on this OS, or a
+    kernel built without THP, which refuses it) this is a plain ``torch.zeros``.
     """
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
     if advice is None or rows * cols == 0:
         return torch.zeros(rows, cols), False
     region = mmap.mmap(-1, rows * cols * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    region.madvise(advice)
+    try:
+        region.madvise(advice)
+    except OSError:
+        region.close()
+        return torch.zeros(rows, cols), False
     return torch.frombuffer(region, dtype=torch.float32).view(rows, cols), True
 
 
@@ -159,8 +164,9 @@ class Tuned(Implementation):
         self.mse = wl.loss == "mse"
         self.permutation = ctx.permutation
         self.n = ctx.n_train
-        self.data, self.huge_pages = training_rows(ctx.train.images[: ctx.n_train], ctx.train.labels[: ctx.n_train],
-                                  1.0 if self.mse else -1.0 / self.batch_size)
+        target = 1.0 if self.mse else -1.0 / self.batch_size
+        images, labels = ctx.train.images[: ctx.n_train], ctx.train.labels[: ctx.n_train]
+        self.data, self.huge_pages = training_rows(images, labels, target)
         p = ctx.params
         w1a = torch.cat([p["w1"].t(), p["b1"].unsqueeze(0)])
         self.flat_params = torch.cat([w1a.reshape(-1), p["w2"].reshape(-1), p["b2"]])

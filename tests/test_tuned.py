@@ -91,3 +91,22 @@ def test_huge_page_bytes_reads_the_mapping_that_holds_the_tensor(tmp_path):
                      f"{address - 16:x}-{address + 4096:x} rw-p 00000000 00:00 0\nRss:   8 kB\nAnonHugePages:      2048 kB\n")
     assert huge_page_bytes(tensor, str(smaps)) == 2048 * 1024
     assert huge_page_bytes(tensor, str(tmp_path / "missing")) is None
+
+
+def test_huge_page_zeros_falls_back_to_plain_memory_when_the_kernel_refuses(monkeypatch):
+    import mmap
+
+    class Refusing:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def madvise(self, advice):
+            raise OSError(22, "Invalid argument")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(mmap, "MADV_HUGEPAGE", 14, raising=False)
+    monkeypatch.setattr(mmap, "mmap", Refusing)
+    data, huge = huge_page_zeros(4, 3)
+    assert huge is False and data.shape == (4, 3) and not data.any()
