@@ -17,7 +17,8 @@ def measure(folder: Path, workload, dataset, impls, progress, timeout: float, wi
 
     ``meta.json`` is written before the first worker starts and rewritten on
     every change of an implementation's status; ``on_started`` is called once
-    it exists. Whatever happens (a failure, Ctrl-C), the files are closed,
+    it exists. A complete run measures its roofline again after the last
+    epoch and keeps each shape's better rate (:func:`roofline.remeasured`). Whatever happens (a failure, Ctrl-C), the files are closed,
     the final status is written and ``summary.json`` is computed from the
     epochs on disk before the exception, if any, goes on. Returns
     ``(status, handles, summary)``.
@@ -43,6 +44,8 @@ def measure(folder: Path, workload, dataset, impls, progress, timeout: float, wi
     try:
         handles = runner.run()
         status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
+        if with_roofline and status == "complete" and "floor_seconds" in meta["roofline"]:
+            meta["roofline"] = roofline.remeasured(meta["roofline"], workload, dataset, timeout, progress)
     finally:
         writer.close()
         save_meta(status)

@@ -76,3 +76,27 @@ def test_a_short_real_measurement():
     assert all(r["best_gflops"] >= r["median_gflops"] > 0 and math.isfinite(r["best_gflops"]) for r in record["shapes"])
     floor = roofline.floor_record(record, samples=100, hidden=8, batch_size=16)
     assert 0 < floor["floor_seconds"] <= floor["matmul_floor_seconds"] * 2
+
+
+def test_best_of_two_measurements_keeps_each_shapes_better_rate():
+    busy = roofline.floor_record(_throughput(lambda s: 150.0 if s.name.startswith("square") else 100.0), 60_000, 128, 128)
+    quiet = roofline.floor_record(_throughput(lambda s: 200.0 if s.name.startswith("square") else 80.0), 60_000, 128, 128)
+    best = roofline.best_of([busy, quiet], 60_000, 128, 128)
+    assert best["peak_gflops"] == 200.0 and best["floor_seconds"] == pytest.approx(24_783_930_650 / 200e9)
+    assert best["workload_shapes_gflops"] == pytest.approx(100.0)
+    assert best["measured_peaks_gflops"] == [150.0, 200.0] and best["measure_seconds"] == 2.0
+    assert "best of 2 measurements, at the start and end of the run: 150, 200" in roofline.describe(best)
+
+
+def test_best_of_skips_a_failed_measurement():
+    first = roofline.floor_record(_throughput(lambda s: 120.0), 60_000, 128, 128)
+    best = roofline.best_of([first, {"error": "no answer within 1 s"}], 60_000, 128, 128)
+    assert best["peak_gflops"] == 120.0 and best["measured_peaks_gflops"] == [120.0, None]
+    assert "120, failed" in roofline.describe(best)
+    failed = {"error": "no answer within 1 s"}
+    assert roofline.best_of([failed, failed], 60_000, 128, 128) is failed
+
+
+def test_a_single_measurement_is_described_without_a_list():
+    record = roofline.floor_record(_throughput(lambda s: 100.0), 60_000, 128, 128)
+    assert "best of" not in roofline.describe(record)

@@ -78,6 +78,8 @@ def test_tiny_sweep_writes_points_table_and_page(tiny_sweep):
         meta = json.loads((tiny_sweep / point["folder"] / "meta.json").read_text())
         assert meta["workload"]["batch_size"] == batch and meta["sweep"]["point"] == point["label"]
         assert meta["roofline"]["peak_gflops"] > 0
+        first, second = meta["roofline"]["measured_peaks_gflops"]
+        assert meta["roofline"]["peak_gflops"] >= max(first, second) * 0.999
         summary = json.loads((tiny_sweep / point["folder"] / "summary.json").read_text())
         assert summary["implementations"]["tuned"]["roofline"]["floor_multiple"] > 1
     table = pd.read_csv(tiny_sweep / "sweep.csv")
