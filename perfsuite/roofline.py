@@ -278,6 +278,8 @@ def annotate(summary: dict, meta: dict) -> dict:
         return summary
     summary["roofline"] = {key: roofline[key] for key in ("peak_gflops", "peak_shape", "workload_shapes_gflops",
                                                           "floor_seconds", "matmul_floor_seconds", "flops", "threads")}
+    if "measured_peaks_gflops" in roofline:
+        summary["roofline"]["measured_peaks_gflops"] = roofline["measured_peaks_gflops"]
     for entry in summary["implementations"].values():
         if entry.get("epoch_seconds"):
             entry["roofline"] = impl_figures(roofline, entry["epoch_seconds"])

@@ -86,6 +86,9 @@ def test_best_of_two_measurements_keeps_each_shapes_better_rate():
     assert best["workload_shapes_gflops"] == pytest.approx(100.0)
     assert best["measured_peaks_gflops"] == [150.0, 200.0] and best["measure_seconds"] == 2.0
     assert "best of 2 measurements, at the start and end of the run: 150, 200" in roofline.describe(best)
+    summary = roofline.annotate({"implementations": {}}, {"roofline": best})
+    assert summary["roofline"]["measured_peaks_gflops"] == [150.0, 200.0]
+    assert "150, 200" in roofline.describe(summary["roofline"])
 
 
 def test_best_of_skips_a_failed_measurement():
