@@ -97,7 +97,8 @@ def build_parser() -> ArgumentParser:
     _data_options(run)
     _measurement_output(run, "run folder to write (default: REPORTS/<run-id>)",
                         "folder of run folders, with a 'latest' link (default ./reports)",
-                        "skip measuring the matmul peak and the compute floor (before and after the epochs: about 1 s plus a process start each)")
+                        "skip measuring the matmul peak and the compute floor (before and after the epochs: "
+                        "about 1 s plus a process start each)")
     run.set_defaults(func=commands.run)
 
     from perfsuite import sweep as sweep_mod

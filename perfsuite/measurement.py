@@ -18,10 +18,11 @@ def measure(folder: Path, workload, dataset, impls, progress, timeout: float, wi
     ``meta.json`` is written before the first worker starts and rewritten on
     every change of an implementation's status; ``on_started`` is called once
     it exists. A complete run measures its roofline again after the last
-    epoch and keeps each shape's better rate (:func:`roofline.remeasured`). Whatever happens (a failure, Ctrl-C), the files are closed,
-    the final status is written and ``summary.json`` is computed from the
-    epochs on disk before the exception, if any, goes on. Returns
-    ``(status, handles, summary)``.
+    epoch and keeps each shape's better rate (:func:`roofline.for_run`).
+    Whatever happens (a failure, Ctrl-C), the files are closed, the final
+    status is written and ``summary.json`` is computed from the epochs on
+    disk before the exception, if any, goes on. Returns ``(status, handles,
+    summary)``.
     """
     writer = results.ResultsWriter(folder)
     meta = {"run_id": folder.name, **metadata.collect(), "workload": workload.to_dict(),
@@ -45,7 +46,7 @@ def measure(folder: Path, workload, dataset, impls, progress, timeout: float, wi
         handles = runner.run()
         status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
         if with_roofline and status == "complete" and "floor_seconds" in meta["roofline"]:
-            meta["roofline"] = roofline.remeasured(meta["roofline"], workload, dataset, timeout, progress)
+            meta["roofline"] = roofline.for_run(workload, dataset, timeout, progress, earlier=meta["roofline"])
     finally:
         writer.close()
         save_meta(status)

@@ -30,8 +30,8 @@ thread count (:func:`measure_in_process`), before any worker starts, so it
 sees the same thread pool size; it takes about one second (``--no-roofline``
 skips it). A busy stretch of a shared machine lowers a measurement, which
 would lower the peak and flatter every floor multiple of the run, so a run
-that completes measures again after its last epoch (:func:`remeasured`) and
-each shape counts at the better of its two rates.
+that completes measures again after its last epoch (:func:`for_run` with
+``earlier``) and each shape counts at the better of its two rates.
 """
 
 import math
@@ -221,12 +221,20 @@ def measure_in_process(workload, samples: int, timeout: float = 120.0, square: i
     return floor_record(payload, samples, workload.hidden, workload.batch_size)
 
 
-def for_run(workload, dataset, timeout: float, progress=None) -> dict:
-    """The roofline record of a run on ``dataset`` (a note on ``progress`` when it could not be measured)."""
-    record = measure_in_process(workload, workload.train_size(dataset.n_train), timeout)
+def for_run(workload, dataset, timeout: float, progress=None, earlier: dict = None) -> dict:
+    """The roofline record of a run on ``dataset`` (a note on ``progress`` when it could not be measured).
+
+    Given ``earlier``, the record of the same run's first measurement, this is
+    the second one: the two are combined, each shape at its better rate
+    (:func:`best_of`), and a failure leaves the first in place.
+    """
+    samples = workload.train_size(dataset.n_train)
+    record = measure_in_process(workload, samples, timeout)
     if "error" in record and progress is not None:
-        progress.note(f"perfsuite: {describe(record)}; the run goes on without a compute floor")
-    return record
+        progress.note(f"perfsuite: {describe(record)}; the run goes on without a compute floor" if earlier is None
+                      else f"perfsuite: measuring the roofline again failed ({record['error']}); "
+                           "the first measurement counts")
+    return record if earlier is None else best_of([earlier, record], samples, workload.hidden, workload.batch_size)
 
 
 def best_of(records: list, samples: int, hidden: int, batch_size: int) -> dict:
@@ -249,15 +257,6 @@ def best_of(records: list, samples: int, hidden: int, batch_size: int) -> dict:
     combined = floor_record(throughput, samples, hidden, batch_size)
     combined["measured_peaks_gflops"] = [r.get("peak_gflops") for r in records]
     return combined
-
-
-def remeasured(earlier: dict, workload, dataset, timeout: float, progress=None) -> dict:
-    """The run's roofline after a second measurement at its end (see :func:`best_of`)."""
-    samples = workload.train_size(dataset.n_train)
-    later = measure_in_process(workload, samples, timeout)
-    if "error" in later and progress is not None:
-        progress.note(f"perfsuite: measuring the roofline again failed ({later['error']}); the first measurement counts")
-    return best_of([earlier, later], samples, workload.hidden, workload.batch_size)
 
 
 def impl_figures(roofline: dict, epoch_seconds: float) -> dict:

@@ -103,3 +103,17 @@ def test_best_of_skips_a_failed_measurement():
 def test_a_single_measurement_is_described_without_a_list():
     record = roofline.floor_record(_throughput(lambda s: 100.0), 60_000, 128, 128)
     assert "best of" not in roofline.describe(record)
+
+
+def test_a_failed_second_measurement_keeps_the_first_and_says_so(monkeypatch):
+    from types import SimpleNamespace
+
+    from perfsuite.workload import Workload
+
+    first = roofline.floor_record(_throughput(lambda s: 120.0), 60_000, 128, 128)
+    monkeypatch.setattr(roofline, "measure_in_process", lambda *args, **kwargs: {"error": "no answer within 1 s"})
+    notes = []
+    record = roofline.for_run(Workload(), SimpleNamespace(n_train=60_000), 1.0, SimpleNamespace(note=notes.append),
+                              earlier=first)
+    assert record["peak_gflops"] == 120.0 and record["measured_peaks_gflops"] == [120.0, None]
+    assert notes == ["perfsuite: measuring the roofline again failed (no answer within 1 s); the first measurement counts"]
