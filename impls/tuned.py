@@ -64,7 +64,7 @@ threshold_backward = torch.ops.aten.threshold_backward.grad_input
 class Buffers:
     """Preallocated tensors for a batch of one size, with the views the step uses."""
 
-    rows: torch.Tensor
+    gathered: torch.Tensor
     x: torch.Tensor
     x_t: torch.Tensor
     gathered_targets_t: torch.Tensor
@@ -83,7 +83,7 @@ class Buffers:
         """Buffers for ``rows`` samples: gathered rows (inputs then targets), class-major ``CLASSES x rows`` ones."""
         gathered, targets_t, h = torch.empty(rows, ROW), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
         x, log_probs_t = gathered[:, :INPUTS + 1], torch.empty(CLASSES, rows)
-        return cls(rows=gathered, x=x, x_t=x.t(), gathered_targets_t=gathered[:, INPUTS + 1:].t(),
+        return cls(gathered=gathered, x=x, x_t=x.t(), gathered_targets_t=gathered[:, INPUTS + 1:].t(),
                    targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h, hidden_t=h.t(),
                    grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
                    log_probs_t=log_probs_t, log_probs_flat=log_probs_t.view(-1), ones=torch.ones(rows))
@@ -202,7 +202,7 @@ class Tuned(Implementation):
             index = order[start: start + size]
             rows = index.shape[0]
             buf = self._active = self.buffers(rows)
-            torch.index_select(self.data, 0, index, out=buf.rows)
+            torch.index_select(self.data, 0, index, out=buf.gathered)
             buf.targets_t.copy_(buf.gathered_targets_t)
             if rows != size and not self.mse:
                 buf.targets_t.mul_(size / rows)
