@@ -24,13 +24,12 @@ would only add graphs.
 """
 
 import time
-from typing import List
 
 import torch
 import torch.nn.functional as F
 
-from impls import toolchain
-from impls.store import StoreBatching
+from perfsuite.impls import toolchain
+from perfsuite.impls.store import StoreBatching
 
 
 def forward_fn(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor):
@@ -52,12 +51,14 @@ def mse(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 
 def make_update(lr: float, beta: float):
     """The momentum update with ``lr`` and ``beta`` fixed: ``v = beta v + (1-beta) g``, ``p -= lr v``, ``g = 0``."""
-    def sgd_momentum(params: List[torch.Tensor], grads: List[torch.Tensor], velocity: List[torch.Tensor]) -> None:
+
+    def sgd_momentum(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: list[torch.Tensor]) -> None:
         with torch.no_grad():
-            for p, g, v in zip(params, grads, velocity):
+            for p, g, v in zip(params, grads, velocity, strict=True):
                 v.mul_(beta).add_(g, alpha=1 - beta)
                 p.sub_(v, alpha=lr)
                 g.zero_()
+
     return sgd_momentum
 
 
@@ -118,8 +119,11 @@ class Compiled(StoreBatching):
         graphs_before = _graph_count()
         for size in shapes:
             self._throwaway_step(ctx.params, size)
-        return {"compile_seconds": time.perf_counter() - start, "compiled_graphs": _graph_count() - graphs_before,
-                "batch_shapes": shapes}
+        return {
+            "compile_seconds": time.perf_counter() - start,
+            "compiled_graphs": _graph_count() - graphs_before,
+            "batch_shapes": shapes,
+        }
 
     def _throwaway_step(self, initial: dict, size: int) -> None:
         """One full training step of batch ``size`` on copies of the parameters: compiles its graphs."""
@@ -159,6 +163,6 @@ class Compiled(StoreBatching):
 
 def _graph_count() -> int:
     """Graphs Dynamo has compiled in this process so far."""
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import counters  # private module: loaded only where Dynamo has run
 
     return int(counters["stats"]["unique_graphs"])

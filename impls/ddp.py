@@ -1,7 +1,7 @@
 """``ddp``: the ``idiomatic`` loop wrapped in ``DistributedDataParallel`` over gloo.
 
 Launched by torchrun (``perfsuite run --impls ddp --nproc N`` starts it; see
-:mod:`perfsuite.ddp_launch`), one process per rank. Every rank takes its
+:mod:`perfsuite.measure.ddp_launch`), one process per rank. Every rank takes its
 shard of each *global* batch of the harness's permutation, so the N ranks
 together train on exactly the batches of the single-process run:
 
@@ -30,12 +30,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler, Subset
 
-from impls.idiomatic import MLP
-from perfsuite.clock import monotonic
-from perfsuite.data import MEAN, STD
-from perfsuite.interface import EpochTiming, Implementation
-from perfsuite.phases import time_staged_epoch
-from perfsuite.workload import CLASSES
+from perfsuite.core.clock import monotonic
+from perfsuite.core.data import MEAN, STD
+from perfsuite.core.interface import EpochTiming, Implementation
+from perfsuite.core.phases import time_staged_epoch
+from perfsuite.core.workload import CLASSES
+from perfsuite.impls.idiomatic import MLP
 
 
 class GlobalBatchShards(Sampler):
@@ -106,7 +106,9 @@ class Ddp(Implementation):
     """The idiomatic loop under DistributedDataParallel (gloo), one rank per process."""
 
     name = "ddp"
-    description = "idiomatic loop in DistributedDataParallel (gloo, CPU), launched by torchrun; comm = gradient all-reduce"
+    description = (
+        "idiomatic loop in DistributedDataParallel (gloo, CPU), launched by torchrun; comm = gradient all-reduce"
+    )
     distributed = True
     """Tells the runner to launch this implementation with torchrun, ``--nproc`` ranks."""
 
@@ -119,7 +121,7 @@ class Ddp(Implementation):
         return None
 
     def setup(self, ctx):
-        from torchvision import datasets, transforms
+        from torchvision import datasets, transforms  # only the torchvision loops pay for importing it
 
         if not dist.is_initialized():
             raise RuntimeError("ddp needs an initialised process group: run it through perfsuite run (torchrun)")
@@ -137,8 +139,9 @@ class Ddp(Implementation):
         self.mse = ctx.workload.loss == "mse"
         self.criterion = nn.MSELoss(reduction="sum") if self.mse else nn.CrossEntropyLoss(reduction="sum")
         momentum = ctx.workload.momentum
-        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=ctx.workload.lr, momentum=momentum,
-                                         dampening=momentum)
+        self.optimizer = torch.optim.SGD(
+            self.module.parameters(), lr=ctx.workload.lr, momentum=momentum, dampening=momentum
+        )
         for p in self.module.parameters():
             self.optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
         self.divisor = 1.0
@@ -147,7 +150,7 @@ class Ddp(Implementation):
     def batches(self, epoch):
         shards = GlobalBatchShards(self.permutation(epoch), self.batch_size, self.rank, self.world)
         loader = DataLoader(self.dataset, batch_sampler=shards, num_workers=0)
-        for batch, size in zip(loader, shards.sizes):
+        for batch, size in zip(loader, shards.sizes, strict=True):
             self.divisor = size * CLASSES if self.mse else size
             yield batch
 
@@ -183,5 +186,8 @@ class Ddp(Implementation):
         return self.module(x)
 
     def info(self):
-        return {"world_size": self.world, "backend": dist.get_backend(),
-                "comm_hook": "all-reduce SUM of the bucket; loss = local sum / global batch size"}
+        return {
+            "world_size": self.world,
+            "backend": dist.get_backend(),
+            "comm_hook": "all-reduce SUM of the bucket; loss = local sum / global batch size",
+        }

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from perfsuite.data import MEAN, STD
-from perfsuite.interface import Implementation
-from perfsuite.workload import CLASSES, INPUTS
+from perfsuite.core.data import MEAN, STD
+from perfsuite.core.interface import Implementation
+from perfsuite.core.workload import CLASSES, INPUTS
 
 
 class MLP(nn.Module):
@@ -44,7 +44,7 @@ class Idiomatic(Implementation):
     description = "tutorial PyTorch: torchvision MNIST + DataLoader + nn.Module + optim.SGD"
 
     def setup(self, ctx):
-        from torchvision import datasets, transforms
+        from torchvision import datasets, transforms  # only the torchvision loops pay for importing it
 
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
         dataset = datasets.MNIST(ctx.dataset.root, train=True, download=False, transform=transform)
@@ -56,7 +56,9 @@ class Idiomatic(Implementation):
         self.mse = ctx.workload.loss == "mse"
         self.criterion = nn.MSELoss() if self.mse else nn.CrossEntropyLoss()
         momentum = ctx.workload.momentum
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=ctx.workload.lr, momentum=momentum, dampening=momentum)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=ctx.workload.lr, momentum=momentum, dampening=momentum
+        )
         for p in self.model.parameters():
             self.optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from perfsuite.data import preprocess
-from perfsuite.interface import EpochTiming, Implementation
-from impls import toolchain
+from perfsuite.core.data import preprocess
+from perfsuite.core.interface import EpochTiming, Implementation
+from perfsuite.impls import toolchain
 
 SOURCE_DIR = Path(__file__).resolve().parent / "native"
 SOURCES = ("trainer.cpp",)
@@ -78,8 +78,11 @@ def load_extension() -> tuple:
     _ensure_compiler_env()
     start = time.perf_counter()
     module = cpp_extension.load(
-        name=MODULE_NAME, sources=[str(p) for p in source_paths()], build_directory=str(folder),
-        extra_cflags=list(CFLAGS), verbose=False,
+        name=MODULE_NAME,
+        sources=[str(p) for p in source_paths()],
+        build_directory=str(folder),
+        extra_cflags=list(CFLAGS),
+        verbose=False,
     )
     seconds = time.perf_counter() - start
     after = _library(folder)
@@ -111,8 +114,9 @@ class Native(Implementation):
         p = ctx.params
         x = preprocess(ctx.train.images[: ctx.n_train])
         y = ctx.train.labels[: ctx.n_train].contiguous()
-        self.trainer = self.module.Trainer(x, y, p["w1"], p["b1"], p["w2"], p["b2"], wl.batch_size, wl.lr,
-                                           wl.momentum, wl.loss)
+        self.trainer = self.module.Trainer(
+            x, y, p["w1"], p["b1"], p["w2"], p["b2"], wl.batch_size, wl.lr, wl.momentum, wl.loss
+        )
         return {"build_seconds": seconds, "build_cached": not rebuilt}
 
     def train_epoch(self, epoch, clock):

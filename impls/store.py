@@ -8,14 +8,15 @@ with ``forward(mem, input)``; ``get_batches`` shuffles once per epoch with
 velocities here persist across steps (the rule the article intended).
 """
 
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from perfsuite.data import preprocess
-from perfsuite.interface import Implementation
-from perfsuite.workload import CLASSES, INPUTS
+from perfsuite.core.data import preprocess
+from perfsuite.core.interface import Implementation
+from perfsuite.core.workload import CLASSES, INPUTS
 
 
 class Memory:
@@ -51,7 +52,7 @@ class Memory:
     @torch.no_grad()
     def apply_grads_sgd_momentum(self, learning_rate: float, beta: float = 0.9) -> None:
         """Momentum in EMA form: ``v = beta*v + (1-beta)*g``, ``p -= lr*v``, then zero the gradient."""
-        for t, v in zip(self.values, self.velocity):
+        for t, v in zip(self.values, self.velocity, strict=True):
             v.mul_(beta).add_(t.grad, alpha=1 - beta)
             t.sub_(v, alpha=learning_rate)
             t.grad.zero_()

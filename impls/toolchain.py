@@ -15,9 +15,8 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Optional
 
-from perfsuite.data import cache_dir
+from perfsuite.core.data import cache_dir
 
 BUILD_CACHE_ENV = "PERFSUITE_BUILD_CACHE"
 
@@ -28,7 +27,7 @@ def build_cache_dir() -> Path:
     return Path(env) if env else cache_dir() / "build"
 
 
-def _program(command: str) -> Optional[str]:
+def _program(command: str) -> str | None:
     """The full path of the program a command line starts with, or ``None``."""
     try:
         words = shlex.split(command)
@@ -37,7 +36,7 @@ def _program(command: str) -> Optional[str]:
     return shutil.which(words[0]) if words else None
 
 
-def missing_compiler(defaults: tuple) -> Optional[str]:
+def missing_compiler(defaults: tuple) -> str | None:
     """Why no C++ compiler is usable (``$CXX`` wins over ``defaults``), or ``None``.
 
     Returns the reason as one phrase, e.g. ``"C++ compiler CXX=/nonexistent not found"``.
@@ -50,7 +49,7 @@ def missing_compiler(defaults: tuple) -> Optional[str]:
     return f"no C++ compiler ({' or '.join(defaults)}) on PATH and CXX is not set"
 
 
-def missing_ninja() -> Optional[str]:
+def missing_ninja() -> str | None:
     """Why ninja cannot run (torch.utils.cpp_extension needs it), or ``None``."""
     path = shutil.which("ninja")
     if path is None:
@@ -62,7 +61,7 @@ def missing_ninja() -> Optional[str]:
     return None
 
 
-def missing_python_headers() -> Optional[str]:
+def missing_python_headers() -> str | None:
     """Why a Python extension cannot be compiled for lack of ``Python.h``, or ``None``."""
     include = sysconfig.get_paths().get("include", "")
     return None if (Path(include) / "Python.h").is_file() else f"Python headers (Python.h) not found in {include}"
@@ -78,7 +77,7 @@ def extension_compiler_defaults() -> tuple:
     return ("c++", "g++")
 
 
-def reasons(*found: Optional[str]) -> Optional[str]:
+def reasons(*found: str | None) -> str | None:
     """Join the non-empty reasons into one line (``None`` when there are none)."""
     text = "; ".join(r for r in found if r)
     return text or None
@@ -95,7 +94,7 @@ def quiet_cpp_extension():
     previous = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        from torch.utils import cpp_extension
+        from torch.utils import cpp_extension  # its import logs warnings this context silences
     finally:
         logger.setLevel(previous)
     return cpp_extension

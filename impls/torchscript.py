@@ -13,13 +13,12 @@ so the report can say so.
 """
 
 import warnings
-from typing import List
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from impls.store import StoreBatching
+from perfsuite.impls.store import StoreBatching
 
 
 class ScriptedMLP(nn.Module):
@@ -48,7 +47,7 @@ def mse(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     return (F.one_hot(target, pred.size(-1)).to(pred.dtype) - pred).square().mean()
 
 
-def sgd_momentum(params: List[torch.Tensor], velocity: List[torch.Tensor], lr: float, beta: float) -> None:
+def sgd_momentum(params: list[torch.Tensor], velocity: list[torch.Tensor], lr: float, beta: float) -> None:
     """``v = beta*v + (1-beta)*g``, ``p -= lr*v``, then zero the gradient (scripted, in place)."""
     with torch.no_grad():
         for i in range(len(params)):
@@ -90,7 +89,8 @@ class TorchScript(StoreBatching):
         self.setup_batching(ctx)
         loss_fn = mse if wl.loss == "mse" else cross_entropy
         scripted, self.warnings = script_quietly(
-            {"model": ScriptedMLP(ctx.params), "loss": loss_fn, "update": sgd_momentum})
+            {"model": ScriptedMLP(ctx.params), "loss": loss_fn, "update": sgd_momentum}
+        )
         self.model, self.errfunc, self.update = scripted["model"], scripted["loss"], scripted["update"]
         self.params = [self.model.w1, self.model.b1, self.model.w2, self.model.b2]
         self.velocity = [torch.zeros_like(p) for p in self.params]
@@ -121,4 +121,3 @@ class TorchScript(StoreBatching):
             "deprecation": note,
             "scripting_warnings": self.warnings,
         }
-

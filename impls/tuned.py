@@ -3,8 +3,8 @@
 Same workload, same staged methods (the harness still times batching,
 forward, loss, backward and step), but every step does only what the
 arithmetic needs, in as few calls as it can: 14 ATen calls per step, none of
-them an autograd node. On this CPU every call outside the two large products
-costs 2-10 µs however small its tensors (dispatch, cold code and caches
+them an autograd node. Every call outside the two large products costs
+microseconds however small its tensors (dispatch, cold code and caches
 between different kernels), so the count of calls is what is tuned:
 
 * **storage** — the parameters are views of one flat tensor and their momentum
@@ -23,7 +23,7 @@ between different kernels), so the count of calls is what is tuned:
 * **forward** — ``mm`` then an in-place ReLU; the second layer is computed
   *class-major*, ``logits.T = W2 h.T + b2`` (``CLASSES x rows``): softmax
   along 128 contiguous columns is several times cheaper on CPU than along
-  rows of 10 (``log_softmax`` 1.8 µs against 12.7 µs here);
+  rows of 10;
 * **loss** — ``log_softmax`` along dim 0 into a buffer, then the loss is one
   ``dot`` of the log-probabilities with the gathered targets (a fresh 0-d
   tensor per step: the harness keeps every step's loss);
@@ -39,10 +39,13 @@ between different kernels), so the count of calls is what is tuned:
 
 Because the momentum blend runs inside ``backward``, this loop's ``step``
 phase is only the parameter update; compare its backward + step with the
-other loops' (the README says so too).
+other loops'.
 
 Losses match ``store`` to float rounding (``perfsuite check``); only the
 order of the floating-point operations inside the fused kernels differs.
+
+Measured results (per-call costs, floor multiples, what was tried):
+docs/findings.md.
 """
 
 import mmap
@@ -50,9 +53,9 @@ from dataclasses import dataclass
 
 import torch
 
-from perfsuite.data import preprocess
-from perfsuite.interface import Implementation
-from perfsuite.workload import CLASSES, INPUTS
+from perfsuite.core.data import preprocess
+from perfsuite.core.interface import Implementation
+from perfsuite.core.workload import CLASSES, INPUTS
 
 ROW = INPUTS + 1 + CLASSES
 """Floats per gathered row: the pixels, the constant 1 of the bias, the targets."""
@@ -82,17 +85,28 @@ class Buffers:
     def allocate(cls, rows: int, hidden: int) -> "Buffers":
         """Buffers for ``rows`` samples: gathered rows (inputs then targets), class-major ``CLASSES x rows`` ones."""
         gathered, targets_t, h = torch.empty(rows, ROW), torch.empty(CLASSES, rows), torch.empty(rows, hidden)
-        x, log_probs_t = gathered[:, :INPUTS + 1], torch.empty(CLASSES, rows)
-        return cls(gathered=gathered, x=x, x_t=x.t(), gathered_targets_t=gathered[:, INPUTS + 1:].t(),
-                   targets_t=targets_t, targets_flat=targets_t.view(-1), hidden=h, hidden_t=h.t(),
-                   grad_hidden=torch.empty(rows, hidden), logits_t=torch.empty(CLASSES, rows),
-                   log_probs_t=log_probs_t, log_probs_flat=log_probs_t.view(-1), ones=torch.ones(rows))
+        x, log_probs_t = gathered[:, : INPUTS + 1], torch.empty(CLASSES, rows)
+        return cls(
+            gathered=gathered,
+            x=x,
+            x_t=x.t(),
+            gathered_targets_t=gathered[:, INPUTS + 1 :].t(),
+            targets_t=targets_t,
+            targets_flat=targets_t.view(-1),
+            hidden=h,
+            hidden_t=h.t(),
+            grad_hidden=torch.empty(rows, hidden),
+            logits_t=torch.empty(CLASSES, rows),
+            log_probs_t=log_probs_t,
+            log_probs_flat=log_probs_t.view(-1),
+            ones=torch.ones(rows),
+        )
 
 
 def flat_views(flat: torch.Tensor, shapes: list) -> list:
     """Consecutive views of the 1-d tensor ``flat`` with the given shapes."""
     sizes = [torch.Size(shape).numel() for shape in shapes]
-    return [part.view(shape) for part, shape in zip(torch.split(flat, sizes), shapes)]
+    return [part.view(shape) for part, shape in zip(torch.split(flat, sizes), shapes, strict=True)]
 
 
 def huge_page_zeros(rows: int, cols: int) -> tuple:
@@ -154,8 +168,10 @@ class Tuned(Implementation):
     """Staged loop on flat parameters: bias-augmented inputs, class-major loss, momentum in the GEMM epilogue."""
 
     name = "tuned"
-    description = ("near the floor: contiguous bias-augmented data gathered into buffers, class-major loss, "
-                   "hand-written backward into the momentum, one-call step")
+    description = (
+        "near the floor: contiguous bias-augmented data gathered into buffers, class-major loss, "
+        "hand-written backward into the momentum, one-call step"
+    )
 
     def setup(self, ctx):
         wl = ctx.workload
@@ -199,7 +215,7 @@ class Tuned(Implementation):
         """
         size = self.batch_size
         for start in range(0, self.n, size):
-            index = order[start: start + size]
+            index = order[start : start + size]
             rows = index.shape[0]
             buf = self._active = self.buffers(rows)
             torch.index_select(self.data, 0, index, out=buf.gathered)

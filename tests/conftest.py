@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import data
-from perfsuite.workload import Workload
+from perfsuite.core import data
+from perfsuite.core.workload import Workload
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """Hand-made run folders for the statistics, report and compare tests (no training).
 
 :func:`make_run` writes a complete run folder through the real
-:class:`perfsuite.results.ResultsWriter`, with per-step phase seconds drawn
+:class:`perfsuite.results.writer.ResultsWriter`, with per-step phase seconds drawn
 around the means given (seeded), so tests know what the statistics must find.
 """
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from perfsuite.interface import PHASES
-from perfsuite.results import ResultsWriter
+from perfsuite.core.interface import PHASES
+from perfsuite.results.record import EpochRecord
+from perfsuite.results.writer import ResultsWriter
 
 FAST = {"batching": 0.0002, "forward": 0.0006, "loss": 0.0001, "backward": 0.0010, "step": 0.0004}
 SLOW = {"batching": 0.0050, "forward": 0.0008, "loss": 0.0002, "backward": 0.0012, "step": 0.0006}
@@ -20,14 +21,42 @@ META = {
     "run_id": "fake",
     "created": "2026-01-01T00:00:00+00:00",
     "command": ["perfsuite", "run"],
-    "machine": {"cpu_model": "Test CPU", "logical_cpus": 2, "usable_cpus": 2, "platform": "Linux-test",
-                "machine": "x86_64", "hostname": "test"},
-    "software": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "numpy": "2.4.6", "mkl": True,
-                 "mkldnn": True, "openmp": True, "cpu_capability": "AVX512", "perfsuite": "0.1.0",
-                 "commit": "0" * 40, "dirty": False, "parallel_info": ["ATen/Parallel:", "at::get_num_threads() : 2"]},
+    "machine": {
+        "cpu_model": "Test CPU",
+        "logical_cpus": 2,
+        "usable_cpus": 2,
+        "platform": "Linux-test",
+        "machine": "x86_64",
+        "hostname": "test",
+    },
+    "software": {
+        "python": "3.11.7",
+        "torch": "2.14.1",
+        "torchvision": "0.29.1",
+        "numpy": "2.4.6",
+        "mkl": True,
+        "mkldnn": True,
+        "openmp": True,
+        "cpu_capability": "AVX512",
+        "perfsuite": "0.1.0",
+        "commit": "0" * 40,
+        "dirty": False,
+        "parallel_info": ["ATen/Parallel:", "at::get_num_threads() : 2"],
+    },
     "timer": {"clock": "time.perf_counter", "seconds_per_read": 5e-8},
-    "workload": {"batch_size": 128, "hidden": 128, "lr": 0.3, "momentum": 0.9, "loss": "ce", "epochs": 4,
-                 "warmup": 1, "repeats": 1, "subset": 1.0, "seed": 0, "threads": 2},
+    "workload": {
+        "batch_size": 128,
+        "hidden": 128,
+        "lr": 0.3,
+        "momentum": 0.9,
+        "loss": "ce",
+        "epochs": 4,
+        "warmup": 1,
+        "repeats": 1,
+        "subset": 1.0,
+        "seed": 0,
+        "threads": 2,
+    },
     "dataset": {"kind": "mnist", "synthetic": False, "label": "MNIST", "n_train": 60000, "n_test": 10000},
     "status": "complete",
 }
@@ -39,16 +68,42 @@ def _meta(impls, synthetic, epochs, warmup, rounds, info):
     if synthetic:
         meta["dataset"].update(kind="synthetic", synthetic=True, label="SYNTHETIC (not MNIST)")
     meta["implementations"] = {
-        name: {"spec": name, "status": "ok", "reason": "", "start_seconds": 0.4, "epochs_done": rounds * (epochs + warmup),
-               "setups": [{"round": r, "setup_seconds": 0.1, "metrics": dict((info or {}).get(name, {}).get("metrics", {})),
-                           "info": {}} for r in range(rounds)],
-               "info": dict((info or {}).get(name, {}).get("info", {}))}
-        for name in impls}
+        name: {
+            "spec": name,
+            "status": "ok",
+            "reason": "",
+            "start_seconds": 0.4,
+            "epochs_done": rounds * (epochs + warmup),
+            "setups": [
+                {
+                    "round": r,
+                    "setup_seconds": 0.1,
+                    "metrics": dict((info or {}).get(name, {}).get("metrics", {})),
+                    "info": {},
+                }
+                for r in range(rounds)
+            ],
+            "info": dict((info or {}).get(name, {}).get("info", {})),
+        }
+        for name in impls
+    }
     return meta
 
 
-def make_run(folder, impls=None, epochs=4, warmup=1, rounds=1, steps=30, seed=0, noise=0.05, synthetic=False,
-             info=None, other=0.0005, facts=None):
+def make_run(
+    folder,
+    impls=None,
+    epochs=4,
+    warmup=1,
+    rounds=1,
+    steps=30,
+    seed=0,
+    noise=0.05,
+    synthetic=False,
+    info=None,
+    other=0.0005,
+    facts=None,
+):
     """Write a run folder; ``impls`` maps names to mean per-step seconds of each phase.
 
     ``facts`` maps an implementation to a function ``epoch -> dict`` of its epoch facts.
@@ -63,21 +118,29 @@ def make_run(folder, impls=None, epochs=4, warmup=1, rounds=1, steps=30, seed=0,
         for r in range(rounds):
             for e in range(warmup + epochs):
                 for name, means in impls.items():
-                    record = _record(rng, means, r, e, e < warmup, steps, noise, other)
-                    record["facts"] = (facts or {}).get(name, lambda epoch: {})(e)
-                    writer.append_epoch(name, record)
+                    found = (facts or {}).get(name, lambda epoch: {})(e)
+                    writer.append_epoch(name, _record(rng, means, r, e, e < warmup, steps, noise, other, found))
     finally:
         writer.close()
     return folder
 
 
-def _record(rng, means, round_, epoch, warm, steps, noise, other):
+def _record(rng, means, round_, epoch, warm, steps, noise, other, facts):
     scale = 1.5 if warm else 1.0
     phases = [tuple(float(means[p] * scale * rng.lognormal(0.0, noise)) for p in PHASES) for _ in range(steps)]
     losses = [float(v) for v in 2.3 * np.exp(-0.05 * (epoch * steps + np.arange(steps))) + 0.05]
     wall = sum(map(sum, phases)) + other * rng.lognormal(0.0, noise)
-    return {"round": round_, "epoch": epoch, "warmup": warm, "phases": phases, "losses": losses, "wall": wall,
-            "train_accuracy": 0.9 + 0.01 * epoch, "test_accuracy": 0.89 + 0.01 * epoch}
+    return EpochRecord(
+        round=round_,
+        epoch=epoch,
+        warmup=warm,
+        wall=wall,
+        phases=tuple(phases),
+        losses=tuple(losses),
+        train_accuracy=0.9 + 0.01 * epoch,
+        test_accuracy=0.89 + 0.01 * epoch,
+        facts=facts,
+    )
 
 
 def scale_phase(src, dst, impl, phase, factor, epoch=None):

@@ -4,10 +4,11 @@ import math
 
 import pytest
 
+from perfsuite.analysis import speedups as analysis
+from perfsuite.core.errors import UsageError
+from perfsuite.results import reader as rundata
+from perfsuite.results.reader import ALL_PHASES
 from tests.fakerun import FAST, SLOW, make_run
-from perfsuite import analysis, rundata
-from perfsuite.errors import UsageError
-from perfsuite.rundata import ALL_PHASES
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +103,9 @@ def test_to_dict_is_json_ready(run):
 
 def test_headline_admits_an_interval_that_includes_one(tmp_path):
     same = {"batching": 0.001, "forward": 0.001, "loss": 0.001, "backward": 0.001, "step": 0.001}
-    run = rundata.load_run(make_run(tmp_path / "r", impls={"idiomatic": same, "twin": same}, epochs=6, steps=5,
-                                    noise=0.3, seed=3))
+    run = rundata.load_run(
+        make_run(tmp_path / "r", impls={"idiomatic": same, "twin": same}, epochs=6, steps=5, noise=0.3, seed=3)
+    )
     text = analysis.headline(analysis.analyse(run))
     assert text.startswith("twin is the fastest implementation")
     assert "does not show it is faster" in text

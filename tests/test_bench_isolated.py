@@ -26,7 +26,10 @@ def test_each_implementation_keeps_its_own_storage(tmp_path):
 
 
 def test_merge_keeps_every_benchmark():
-    parts = [{"machine_info": {"node": "a"}, "benchmarks": [{"name": "x"}]}, {"machine_info": {}, "benchmarks": [{"name": "y"}]}]
+    parts = [
+        {"machine_info": {"node": "a"}, "benchmarks": [{"name": "x"}]},
+        {"machine_info": {}, "benchmarks": [{"name": "y"}]},
+    ]
     merged = isolated.merge(parts)
     assert merged["machine_info"] == {"node": "a"} and [b["name"] for b in merged["benchmarks"]] == ["x", "y"]
 
@@ -34,12 +37,40 @@ def test_merge_keeps_every_benchmark():
 def test_two_implementations_in_two_processes_one_json(tmp_path):
     out = tmp_path / "bench.json"
     root = mnist_root()
-    extra = ["-q", "-p", "no:cacheprovider", "-k", "test_epoch", "--bench-subset", "0.02", "--bench-rounds", "1",
-             "--bench-warmup", "0"]
+    extra = [
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "test_epoch",
+        "--bench-subset",
+        "0.02",
+        "--bench-rounds",
+        "1",
+        "--bench-warmup",
+        "0",
+    ]
     env_data = {"PERFSUITE_DATA": root} if root else {}
-    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.isolated", "--json", str(out),
-                           "--impls", "store,tuned", "--storage", str(tmp_path / "history"), "--", *extra], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, **env_data}, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.isolated",
+            "--json",
+            str(out),
+            "--impls",
+            "store,tuned",
+            "--storage",
+            str(tmp_path / "history"),
+            "--",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **env_data},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stdout.count("its own pytest process") == 2
     names = [b["name"] for b in json.loads(out.read_text())["benchmarks"]]

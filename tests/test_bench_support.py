@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from perfsuite.worker import WorkerState
-from perfsuite.workload import Workload
+from perfsuite.core.workload import Workload
+from perfsuite.measure.worker import WorkerState
 from tests.benchmarks import settings
 from tests.benchmarks.support import MICRO_PHASES, EpochRunner, PhaseCases, StateSnapshot, _LiveIterator
 from tests.conftest import REPO
@@ -23,12 +23,15 @@ class FakeConfig:
         return self.options.get(name, default)
 
 
-@pytest.mark.parametrize("options, subset", [
-    ({"benchmark_disable": True}, settings.DISABLED_SUBSET),
-    ({}, settings.ENABLED_SUBSET),
-    ({"benchmark_disable": True, "benchmark_enable": True}, settings.ENABLED_SUBSET),
-    ({"benchmark_disable": True, "bench_subset": 0.5}, 0.5),
-])
+@pytest.mark.parametrize(
+    "options, subset",
+    [
+        ({"benchmark_disable": True}, settings.DISABLED_SUBSET),
+        ({}, settings.ENABLED_SUBSET),
+        ({"benchmark_disable": True, "benchmark_enable": True}, settings.ENABLED_SUBSET),
+        ({"benchmark_disable": True, "bench_subset": 0.5}, 0.5),
+    ],
+)
 def test_subset_follows_whether_benchmarks_are_disabled(options, subset):
     resolved = settings.from_config(FakeConfig(**options))
     assert resolved.subset == subset
@@ -44,8 +47,13 @@ def test_settings_defaults_and_registry():
 
 
 def test_bad_bench_option_is_a_usage_error():
-    done = subprocess.run([sys.executable, "-m", "pytest", "--bench-subset", "1.5", "--collect-only", "-q",
-                           "tests/benchmarks"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--bench-subset", "1.5", "--collect-only", "-q", "tests/benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 4
     assert "--bench-subset: 1.5: must be a fraction in (0, 1]" in done.stderr
 
@@ -80,7 +88,7 @@ def test_snapshot_finds_what_a_step_changes_and_restores_it():
     first = _weights_after_a_step(toy, snapshot)
     for _ in range(3):
         toy.train_step()
-    assert all(torch.equal(a, b) for a, b in zip(first, _weights_after_a_step(toy, snapshot)))
+    assert all(torch.equal(a, b) for a, b in zip(first, _weights_after_a_step(toy, snapshot), strict=True))
     snapshot.restore()
     assert all(torch.equal(t, value) for t, value in snapshot.pairs)
     assert torch.equal(data, toy.data)
@@ -128,7 +136,7 @@ def test_phase_cases_keep_parameters_fixed(store_cases):
             args, kwargs = made if made else ((), {})
             case.target(*args, **kwargs)
         store_cases.snapshot.restore()
-        assert all(torch.equal(a, b) for a, b in zip(initial, _store_params(store_cases))), phase
+        assert all(torch.equal(a, b) for a, b in zip(initial, _store_params(store_cases), strict=True)), phase
 
 
 def test_step_case_starts_every_round_from_the_same_parameters(store_cases):
@@ -138,7 +146,7 @@ def test_step_case_starts_every_round_from_the_same_parameters(store_cases):
         case.setup()
         case.target()
         after.append(_store_params(store_cases))
-    assert all(torch.equal(a, b) for a, b in zip(after[0], after[2]))
+    assert all(torch.equal(a, b) for a, b in zip(after[0], after[2], strict=True))
 
 
 def test_epoch_runner_breakdown_leaves_out_warmup(dataset):

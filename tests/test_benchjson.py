@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from perfsuite import benchjson, cli, report
-from perfsuite.errors import UsageError
-from perfsuite.rundata import load_run
+from perfsuite import cli
+from perfsuite.analysis import benchjson
+from perfsuite.core.errors import UsageError
+from perfsuite.render import report
+from perfsuite.results.reader import load_run
 from tests.fakerun import META, make_run
 
 WORKLOAD = dict(META["workload"])
@@ -15,15 +17,27 @@ DATASET = dict(META["dataset"])
 
 
 def _record(name, stats, extra=None, params=None):
-    full = {"min": stats["median"] * 0.9, "max": stats["median"] * 1.5, "mean": stats["median"] * 1.05,
-            "stddev": stats["median"] * 0.1, "rounds": 5, "iqr": stats["median"] * 0.05, **stats}
-    return {"group": "g", "name": name, "fullname": f"tests/benchmarks/x.py::{name}", "params": params or {},
-            "extra_info": extra or {}, "stats": full}
+    full = {
+        "min": stats["median"] * 0.9,
+        "max": stats["median"] * 1.5,
+        "mean": stats["median"] * 1.05,
+        "stddev": stats["median"] * 0.1,
+        "rounds": 5,
+        "iqr": stats["median"] * 0.05,
+        **stats,
+    }
+    return {
+        "group": "g",
+        "name": name,
+        "fullname": f"tests/benchmarks/x.py::{name}",
+        "params": params or {},
+        "extra_info": extra or {},
+        "stats": full,
+    }
 
 
 def _ours(impl, kind, phase=None, median=0.01, workload=None, dataset=None):
-    extra = {"impl": impl, "kind": kind, "workload": workload or WORKLOAD, "dataset": dataset or DATASET,
-             "threads": 2}
+    extra = {"impl": impl, "kind": kind, "workload": workload or WORKLOAD, "dataset": dataset or DATASET, "threads": 2}
     if phase:
         extra["phase"] = phase
     name = f"test_epoch[{impl}]" if kind == "epoch" else f"test_phase[{impl}-{phase}]"
@@ -31,8 +45,12 @@ def _ours(impl, kind, phase=None, median=0.01, workload=None, dataset=None):
 
 
 def _payload(*records):
-    return {"machine_info": {"cpu": {"brand_raw": "Test CPU"}}, "datetime": "2026-01-01T00:00:00",
-            "version": "5.2.3", "benchmarks": list(records)}
+    return {
+        "machine_info": {"cpu": {"brand_raw": "Test CPU"}},
+        "datetime": "2026-01-01T00:00:00",
+        "version": "5.2.3",
+        "benchmarks": list(records),
+    }
 
 
 def _write(path, payload):
@@ -58,8 +76,10 @@ def _expected(run, impl, phase, steps="all"):
 
 
 def test_load_reads_every_benchmark(tmp_path):
-    path = _write(tmp_path / "b.json", _payload(_ours("store", "epoch"), _ours("store", "phase", "forward"),
-                                                _record("test_other", {"median": 1.0})))
+    path = _write(
+        tmp_path / "b.json",
+        _payload(_ours("store", "epoch"), _ours("store", "phase", "forward"), _record("test_other", {"median": 1.0})),
+    )
     loaded = benchjson.load(path)
     assert [b.kind for b in loaded.benchmarks] == ["epoch", "phase", "other"]
     assert [b.impl for b in loaded.benchmarks] == ["store", "store", None]
@@ -67,15 +87,18 @@ def test_load_reads_every_benchmark(tmp_path):
     assert loaded.benchmarks[0].stats["median"] == 0.01
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("{truncated", "unreadable JSON"),
-    ("[]", "expected a JSON object"),
-    ('{"benchmarks": {}}', "no 'benchmarks' list"),
-    ('{"benchmarks": [3]}', "benchmark 0 is not an object"),
-    ('{"benchmarks": [{"stats": {}}]}', "benchmark 0 has no name"),
-    ('{"benchmarks": [{"name": "t", "stats": {"median": "fast"}}]}', "stats lack numbers for median"),
-    ('{"benchmarks": [{"name": "t"}]}', "t has no stats"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("{truncated", "unreadable JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"benchmarks": {}}', "no 'benchmarks' list"),
+        ('{"benchmarks": [3]}', "benchmark 0 is not an object"),
+        ('{"benchmarks": [{"stats": {}}]}', "benchmark 0 has no name"),
+        ('{"benchmarks": [{"name": "t", "stats": {"median": "fast"}}]}', "stats lack numbers for median"),
+        ('{"benchmarks": [{"name": "t"}]}', "t has no stats"),
+    ],
+)
 def test_malformed_file_is_one_line_naming_it(tmp_path, text, problem):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -97,26 +120,40 @@ def test_binary_and_missing_files(tmp_path):
 
 def test_comparison_puts_the_runs_figure_beside_each_benchmark(tmp_path, run):
     epoch_median = float(np.median(run.measured("store")["wall_seconds"]))
-    bench = benchjson.load(_write(tmp_path / "b.json", _payload(
-        _ours("store", "epoch", median=epoch_median * 1.05),
-        _ours("store", "phase", "forward"), _ours("store", "phase", "first_batch"),
-        _ours("store", "phase", "batching"), _record("test_other", {"median": 1.0}))))
+    bench = benchjson.load(
+        _write(
+            tmp_path / "b.json",
+            _payload(
+                _ours("store", "epoch", median=epoch_median * 1.05),
+                _ours("store", "phase", "forward"),
+                _ours("store", "phase", "first_batch"),
+                _ours("store", "phase", "batching"),
+                _record("test_other", {"median": 1.0}),
+            ),
+        )
+    )
     frame = benchjson.comparison(bench, run).set_index("measures")
     epoch = frame.loc["epoch"]
     assert epoch["run median"] == benchjson.format_seconds(epoch_median)
     assert epoch["run figure"] == "median epoch" and epoch["benchmark vs run"] == "+5.0%"
     assert frame.loc["phase: forward", "run median"] == benchjson.format_seconds(_expected(run, "store", "forward"))
     assert frame.loc["phase: first_batch", "run median"] == benchjson.format_seconds(
-        _expected(run, "store", "batching", "first"))
+        _expected(run, "store", "batching", "first")
+    )
     assert frame.loc["phase: batching", "run median"] == benchjson.format_seconds(
-        _expected(run, "store", "batching", "inner"))
+        _expected(run, "store", "batching", "inner")
+    )
     other = frame.loc["other"]
     assert other["implementation"] == "—" and other["run median"] == "—" and other["benchmark vs run"] == "—"
 
 
 def test_implementation_is_found_from_params_without_extra_info(tmp_path, run):
-    bench = benchjson.load(_write(tmp_path / "b.json", _payload(
-        _record("test_epoch[idiomatic]", {"median": 2.0}, params={"impl_spec": "idiomatic"}))))
+    bench = benchjson.load(
+        _write(
+            tmp_path / "b.json",
+            _payload(_record("test_epoch[idiomatic]", {"median": 2.0}, params={"impl_spec": "idiomatic"})),
+        )
+    )
     assert benchjson.comparison(bench, run)["implementation"].tolist() == ["idiomatic"]
 
 
@@ -129,15 +166,27 @@ def test_comparison_without_a_run_keeps_the_statistics(tmp_path):
 def test_workload_notes_name_what_differs(tmp_path, run):
     same = benchjson.load(_write(tmp_path / "same.json", _payload(_ours("store", "epoch"))))
     assert benchjson.workload_notes(same, run.meta) == []
-    other = benchjson.load(_write(tmp_path / "other.json", _payload(_ours(
-        "store", "epoch", workload={**WORKLOAD, "subset": 0.02},
-        dataset={**DATASET, "label": "SYNTHETIC MNIST-shaped data (not MNIST)"}))))
+    other = benchjson.load(
+        _write(
+            tmp_path / "other.json",
+            _payload(
+                _ours(
+                    "store",
+                    "epoch",
+                    workload={**WORKLOAD, "subset": 0.02},
+                    dataset={**DATASET, "label": "SYNTHETIC MNIST-shaped data (not MNIST)"},
+                )
+            ),
+        )
+    )
     (note,) = benchjson.workload_notes(other, run.meta)
     assert "subset 0.02 (run: 1.0)" in note and "dataset SYNTHETIC" in note
 
 
-@pytest.mark.parametrize("seconds, text", [(2.5, "2.5 s"), (0.0123, "12.3 ms"), (0.000212, "212 µs"),
-                                           (4e-8, "40 ns"), (None, "—"), (float("nan"), "—")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(2.5, "2.5 s"), (0.0123, "12.3 ms"), (0.000212, "212 µs"), (4e-8, "40 ns"), (None, "—"), (float("nan"), "—")],
+)
 def test_format_seconds(seconds, text):
     assert benchjson.format_seconds(seconds) == text
 
@@ -175,7 +224,9 @@ def test_report_shows_a_broken_file_as_a_warning(run):
 
 
 def test_cli_report_with_pytest_benchmark(tmp_path, run, capsys):
-    source = _write(tmp_path / "bench.json", _payload(_ours("store", "phase", "step", workload={**WORKLOAD, "threads": 1})))
+    source = _write(
+        tmp_path / "bench.json", _payload(_ours("store", "phase", "step", workload={**WORKLOAD, "threads": 1}))
+    )
     assert cli.main(["report", str(run.folder), "--pytest-benchmark", str(source)]) == 0
     assert f"pytest-benchmark: {run.folder / 'benchmark' / 'bench.json'}" in capsys.readouterr().out
     html = (run.folder / "index.html").read_text()
@@ -187,4 +238,7 @@ def test_cli_report_with_a_malformed_file_is_one_line(tmp_path, run, capsys):
     bad.write_text('{"benchmarks": [{"name": "t", "stats": {}}]}')
     assert cli.main(["report", str(run.folder), "--pytest-benchmark", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"perfsuite: error: {bad}: not a pytest-benchmark JSON file (t: stats lack numbers for median, iqr, mean, stddev, min, max, rounds)"
+    assert (
+        err == f"perfsuite: error: {bad}: not a pytest-benchmark JSON file "
+        "(t: stats lack numbers for median, iqr, mean, stddev, min, max, rounds)"
+    )

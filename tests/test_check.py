@@ -4,21 +4,23 @@ from pathlib import Path
 
 import numpy as np
 
-from perfsuite.check import compare
+from perfsuite.analysis.check import compare
 from perfsuite.cli import main
+from perfsuite.results.record import EpochRecord
 from tests.test_run import data_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "test_impls.py"
 
 
 def record(losses, acc):
-    return {"losses": losses, "train_accuracy": acc}
+    return EpochRecord(round=0, epoch=0, warmup=False, wall=1.0, phases=(), losses=tuple(losses), train_accuracy=acc)
 
 
 def test_compare_finds_first_diverging_step():
-    ref = record(np.linspace(2, 1, 200), 0.9)
-    ours = record(ref["losses"].copy(), 0.9)
-    ours["losses"][37] *= 1.001
+    losses = np.linspace(2, 1, 200)
+    ref = record(losses, 0.9)
+    losses[37] *= 1.001
+    ours = record(losses, 0.9)
     verdict = compare("x", ours, ref)
     assert not verdict.ok and verdict.problem.startswith("step 37:")
 

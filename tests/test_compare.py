@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from perfsuite import cli
+from perfsuite.analysis import compare
+from perfsuite.core.errors import UsageError
+from perfsuite.results import reader as rundata
 from tests.fakerun import make_run, scale_phase
-from perfsuite import cli, compare, rundata
-from perfsuite.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +86,23 @@ def _truncate(path, keep):
     path.write_text(text[: int(len(text) * keep)])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: _truncate(d / "meta.json", 0.5), "truncated JSON"),
-    (lambda d: _truncate(d / "epochs.csv", 0.6), "epochs.csv"),
-    (lambda d: (d / "epochs.csv").write_text(""), "epochs.csv: unreadable CSV"),
-    (lambda d: _truncate(d / "phases.csv", 0.5), None),
-    (lambda d: (d / "steps.csv").unlink(), None),
-    (lambda d: (d / "meta.json").unlink(), "no meta.json"),
-    (lambda d: (d / "meta.json").write_text(json.dumps({**json.loads((d / "meta.json").read_text()),
-                                                        "schema_version": 99})), "schema version 99 is newer"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: _truncate(d / "meta.json", 0.5), "truncated JSON"),
+        (lambda d: _truncate(d / "epochs.csv", 0.6), "epochs.csv"),
+        (lambda d: (d / "epochs.csv").write_text(""), "epochs.csv: unreadable CSV"),
+        (lambda d: _truncate(d / "phases.csv", 0.5), None),
+        (lambda d: (d / "steps.csv").unlink(), None),
+        (lambda d: (d / "meta.json").unlink(), "no meta.json"),
+        (
+            lambda d: (d / "meta.json").write_text(
+                json.dumps({**json.loads((d / "meta.json").read_text()), "schema_version": 99})
+            ),
+            "schema version 99 is newer",
+        ),
+    ],
+)
 def test_unusable_input_exits_two(base, tmp_path, capsys, damage, message):
     import shutil
 
@@ -113,8 +122,12 @@ def test_unusable_input_exits_two(base, tmp_path, capsys, damage, message):
 def test_not_a_folder_and_no_common_impl(base, tmp_path, capsys):
     assert cli.main(["compare", str(base), str(tmp_path / "nowhere")]) == 2
     assert "no such run folder" in capsys.readouterr().err
-    lone = make_run(tmp_path / "lone", impls={"other": {"batching": 1e-3, "forward": 1e-3, "loss": 1e-3,
-                                                         "backward": 1e-3, "step": 1e-3}}, epochs=2, steps=3)
+    lone = make_run(
+        tmp_path / "lone",
+        impls={"other": {"batching": 1e-3, "forward": 1e-3, "loss": 1e-3, "backward": 1e-3, "step": 1e-3}},
+        epochs=2,
+        steps=3,
+    )
     assert cli.main(["compare", str(base), str(lone)]) == 2
     assert "no implementation has measured epochs in both" in capsys.readouterr().err
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from perfsuite import data
-from perfsuite.errors import DataError, UsageError
+from perfsuite.core import data
+from perfsuite.core.errors import DataError, UsageError
 
 SIZES = {"train": 6, "test": 4}
 
@@ -40,8 +40,14 @@ def corruptions():
             (key, "wrong count", (lambda b, h=header: b[:4] + (99).to_bytes(4, "big") + b[8:]), "truncated"),
         ]
         if image:
-            out.append((key, "wrong dimensions",
-                        lambda b: b[:8] + (30).to_bytes(4, "big") + b[12:16] + b[16:], "wrong dimensions 30x28"))
+            out.append(
+                (
+                    key,
+                    "wrong dimensions",
+                    lambda b: b[:8] + (30).to_bytes(4, "big") + b[12:16] + b[16:],
+                    "wrong dimensions 30x28",
+                )
+            )
         else:
             out.append((key, "label out of range", lambda b: b[:8] + b"\x0c" + b[9:], "outside 0-9"))
     return out
@@ -111,8 +117,8 @@ def test_unknown_dataset_mode():
 
 
 def test_preprocess_matches_torchvision_transforms(splits):
-    from torchvision import transforms
     from PIL import Image
+    from torchvision import transforms
 
     train, _ = splits
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((data.MEAN,), (data.STD,))])
@@ -123,8 +129,11 @@ def test_preprocess_matches_torchvision_transforms(splits):
 def test_cli_reports_a_corrupt_file_in_one_line(tmp_path):
     folder = write_valid(tmp_path)
     (folder / data.FILES["test_labels"]).write_bytes(b"\x00\x00\x08\x01\x00")
-    proc = subprocess.run([sys.executable, "-m", "perfsuite", "data", "check", "--data-dir", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perfsuite", "data", "check", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "t10k-labels-idx1-ubyte: truncated header" in proc.stderr

@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from impls.ddp import GlobalBatchShards, union_seconds
-from perfsuite import commmodel
-from perfsuite.cli import main
-from perfsuite.ddp_launch import (LOOPBACK, free_loopback_port, loopback_namespace_prefix, root_cause)
-from perfsuite.ranksummary import job_view
-from perfsuite.summary import summarize
+from perfsuite.analysis import commmodel
+from perfsuite.analysis.ranks import job_view
+from perfsuite.analysis.summary import summarize
+from perfsuite.cli.main import main
+from perfsuite.impls.ddp import GlobalBatchShards, union_seconds
+from perfsuite.measure.ddp_launch import LOOPBACK, free_loopback_port, loopback_namespace_prefix, root_cause
+from perfsuite.results.reader import Run
 from tests.test_run import data_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ddp_impls.py"
@@ -89,8 +90,10 @@ def test_summary_ranks_and_comm_model(ddp_run):
 
 
 def test_check_includes_ddp(capsys):
-    assert main(["check", "--impls", "ddp", "--subset", "0.02", "--threads", "2", "--nproc", "2", "--quiet",
-                 *data_args()]) == 0
+    assert (
+        main(["check", "--impls", "ddp", "--subset", "0.02", "--threads", "2", "--nproc", "2", "--quiet", *data_args()])
+        == 0
+    )
     assert "ddp" in capsys.readouterr().out
 
 
@@ -98,14 +101,18 @@ def cls_name(cls: str) -> str:
     return {"DyingRank": "dying-rank", "RaisingRank": "raising-rank"}[cls]
 
 
-@pytest.mark.parametrize("cls, fragment", [
-    ("DyingRank", "dying-rank failed: rank 1 of 2 died during 'epoch' (exit status 3)"),
-    ("RaisingRank", "raising-rank failed: rank 1: RuntimeError: rank 1 raised on purpose"),
-])
+@pytest.mark.parametrize(
+    "cls, fragment",
+    [
+        ("DyingRank", "dying-rank failed: rank 1 of 2 died during 'epoch' (exit status 3)"),
+        ("RaisingRank", "raising-rank failed: rank 1: RuntimeError: rank 1 raised on purpose"),
+    ],
+)
 def test_failing_rank_stops_the_others(cls, fragment, tmp_path, capsys):
     out = tmp_path / "r"
-    status = main(["run", "--impls", f"store,{FIXTURES}:{cls}", *TINY, "--timeout", "60", "--out", str(out),
-                   *data_args()])
+    status = main(
+        ["run", "--impls", f"store,{FIXTURES}:{cls}", *TINY, "--timeout", "60", "--out", str(out), *data_args()]
+    )
     assert status == 1
     err = capsys.readouterr().err
     assert fragment in err and "the other ranks were stopped" in err
@@ -127,20 +134,53 @@ def test_standalone_two_nodes_over_loopback(tmp_path):
     complete); anything else fails the test.
     """
     out, port = tmp_path / "r", free_loopback_port()
-    agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{LOOPBACK}:{port}", "--rdzv-id", "test",
-             "--local-addr", LOOPBACK, "-m", "perfsuite.ddp_worker", "--out", str(out), "--subset", "0.02",
-             "--epochs", "1", "--warmup", "0", "--threads", "1", *data_args()]
-    script = (f"{' '.join(agent)} 2>{tmp_path}/a.err & pa=$!; {' '.join(agent)} 2>{tmp_path}/b.err & pb=$!; "
-              "wait $pa; a=$?; wait $pb; b=$?; echo $a $b")
+    agent = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"{LOOPBACK}:{port}",
+        "--rdzv-id",
+        "test",
+        "--local-addr",
+        LOOPBACK,
+        "-m",
+        "perfsuite.cli.torchrun",
+        "--out",
+        str(out),
+        "--subset",
+        "0.02",
+        "--epochs",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        *data_args(),
+    ]
+    script = (
+        f"{' '.join(agent)} 2>{tmp_path}/a.err & pa=$!; {' '.join(agent)} 2>{tmp_path}/b.err & pb=$!; "
+        "wait $pa; a=$?; wait $pb; b=$?; echo $a $b"
+    )
     prefix = loopback_namespace_prefix()
     command = prefix + ["sh", "-c", script] if prefix else ["sh", "-c", script]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "GLOO_SOCKET_IFNAME": "lo"})
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "GLOO_SOCKET_IFNAME": "lo"},
+    )
     statuses = [int(s) for s in done.stdout.split()[-2:]]
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["workload"]["nproc"] == 2
-    for status, name in zip(statuses, ("a", "b")):
+    for status, name in zip(statuses, ("a", "b"), strict=True):
         err = (tmp_path / f"{name}.err").read_text()
         assert status == 0 or any(kind in err for kind in TEARDOWN), f"agent {name} exited {status}: {err[-2000:]}"
     assert statuses.count(0) >= 1
@@ -154,7 +194,7 @@ def test_global_batch_shards_keep_the_global_order():
     assert shards[0].sizes == [128, 128, 44]
     for k, size in enumerate(shards[0].sizes):
         together = shards[0].shards[k] + shards[1].shards[k]
-        assert together == order[128 * k: 128 * k + size].tolist()
+        assert together == order[128 * k : 128 * k + size].tolist()
     odd = GlobalBatchShards(torch.arange(5), 5, 1, 2)
     assert odd.shards == [[3, 4]]
 
@@ -185,25 +225,54 @@ def test_root_cause_of_torchrun_summary():
 
 
 def test_job_view_takes_the_slowest_rank_and_reads_schema_1():
-    base = {"impl": "ddp", "round": 0, "epoch": 0, "warmup": 0, "steps": 3, "coverage": 0.99, "mean_loss": 1.0,
-            "final_loss": 1.0, "train_accuracy": 0.5, "test_accuracy": 0.5, "other_seconds": 0.0,
-            **{f"{p}_seconds": 0.1 for p in ("batching", "forward", "loss", "backward", "step")}}
-    rows = pd.DataFrame([{**base, "rank": 0, "wall_seconds": 1.0, "comm_seconds": 0.05},
-                         {**base, "rank": 1, "wall_seconds": 1.2, "comm_seconds": 0.02}])
+    base = {
+        "impl": "ddp",
+        "round": 0,
+        "epoch": 0,
+        "warmup": 0,
+        "steps": 3,
+        "coverage": 0.99,
+        "mean_loss": 1.0,
+        "final_loss": 1.0,
+        "train_accuracy": 0.5,
+        "test_accuracy": 0.5,
+        "other_seconds": 0.0,
+        **{f"{p}_seconds": 0.1 for p in ("batching", "forward", "loss", "backward", "step")},
+    }
+    rows = pd.DataFrame(
+        [
+            {**base, "rank": 0, "wall_seconds": 1.0, "comm_seconds": 0.05},
+            {**base, "rank": 1, "wall_seconds": 1.2, "comm_seconds": 0.02},
+        ]
+    )
     assert list(job_view(rows)["rank"]) == [1]
-    summary = summarize(rows, {"implementations": {"ddp": {"status": "ok"}}})
+    summary = summarize(Run(Path("."), {"implementations": {"ddp": {"status": "ok"}}}, rows))
     assert summary["implementations"]["ddp"]["epoch_seconds"] == 1.2
     assert summary["implementations"]["ddp"]["distributed"]["slowest_rank"] == 1
     old = rows.drop(columns=["rank", "comm_seconds"]).iloc[:1]
-    assert summarize(old, {})["implementations"]["ddp"]["epoch_seconds"] == 1.0
+    assert summarize(Run(Path("."), {}, old))["implementations"]["ddp"]["epoch_seconds"] == 1.0
 
 
 def test_ctrl_c_during_a_ddp_run_keeps_the_epochs_and_stops_every_rank(tmp_path):
     from tests.test_reliability import start_run, wait_for_rows
 
     out = tmp_path / "r"
-    proc = start_run(out, "--impls", "ddp", "--subset", "0.02", "--epochs", "500", "--warmup", "0", "--threads", "2",
-                     "--nproc", "2", *data_args())
+    proc = start_run(
+        out,
+        "--impls",
+        "ddp",
+        "--subset",
+        "0.02",
+        "--epochs",
+        "500",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+        "--nproc",
+        "2",
+        *data_args(),
+    )
     wait_for_rows(out / "epochs.csv", 4, proc, limit=240)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -218,12 +287,14 @@ def test_ctrl_c_during_a_ddp_run_keeps_the_epochs_and_stops_every_rank(tmp_path)
 
 
 def test_a_reported_exception_is_the_cause_not_the_peer_it_took_down():
-    from perfsuite.ddp_launch import lost_reason
+    from perfsuite.measure.ddp_launch import lost_reason
 
     raised = "rank 1: RuntimeError: rank 1 raised on purpose"
     assert lost_reason(1, raised, (0, "killed by SIGABRT"), 2, reported=True) == raised
     assert lost_reason(1, raised, (1, "exit status 1"), 2, reported=True) == f"{raised} (exit status 1)"
     died = "rank 1 of 2 died during 'epoch'"
     assert lost_reason(1, died, (0, "exit status 3"), 2, reported=False) == f"rank 0 of 2 died (exit status 3); {died}"
-    assert lost_reason(None, "no answer", (1, "killed by SIGKILL"), 2, reported=False) == "no answer (killed by SIGKILL)"
+    assert (
+        lost_reason(None, "no answer", (1, "killed by SIGKILL"), 2, reported=False) == "no answer (killed by SIGKILL)"
+    )
     assert lost_reason(1, died, None, 2, reported=False) == died

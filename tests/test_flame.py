@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfsuite import artifacts
-from perfsuite.cli import main
-from perfsuite.interface import OTHER, PHASES
+from perfsuite.cli.main import main
+from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.results import artifacts
 from tests.test_run import data_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profile_impls.py"
@@ -35,7 +35,10 @@ def test_pyspy_missing_is_one_line(tmp_path, monkeypatch, capsys):
 def test_ptrace_denied_is_one_line_and_says_how_to_allow_it(tmp_path, monkeypatch, capsys):
     fake = tmp_path / "bin" / "py-spy"
     fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\necho \"Permission Denied: Try running again with elevated permissions by going 'sudo env \\\"PATH=\\$PATH\\\" !!'\"\nexit 1\n")
+    fake.write_text(
+        '#!/bin/sh\necho "Permission Denied: Try running again with elevated permissions '
+        'by going \'sudo env \\"PATH=\\$PATH\\" !!\'"\nexit 1\n'
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "r"
@@ -53,8 +56,19 @@ def flame_run(tmp_path_factory):
         pytest.skip("py-spy is not installed")
     out = tmp_path_factory.mktemp("flame") / "r"
     longer = ["--subset", "0.1", "--epochs", "2", "--warmup", "1", "--threads", "1", "--quiet"]
-    status = main(["flame", "--impls", f"{FIXTURES}:ExitWhileSampled,store", "--rate", "200", "--out", str(out),
-                   *longer, *data_args()])
+    status = main(
+        [
+            "flame",
+            "--impls",
+            f"{FIXTURES}:ExitWhileSampled,store",
+            "--rate",
+            "200",
+            "--out",
+            str(out),
+            *longer,
+            *data_args(),
+        ]
+    )
     return status, out
 
 
@@ -64,10 +78,12 @@ def test_real_pyspy_writes_every_output_with_phase_frames(flame_run):
     for suffix in (".svg", ".speedscope.json", ".collapsed.txt", ".shares.json"):
         assert (flame / f"store{suffix}").is_file(), suffix
     svg = (flame / "store.svg").read_text()
-    assert "time_staged_epoch (perfsuite/phases.py" in svg
+    assert "time_staged_epoch (perfsuite/core/phases.py" in svg
     # a tiny epoch gets a handful of samples: at least one phase method is there (all five on full MNIST)
-    assert any(f"Store.{m} (impls/store.py" in svg or f"{m} (perfsuite/phases.py" in svg
-               for m in ("batching", "forward", "loss", "backward", "step"))
+    assert any(
+        f"Store.{m} (impls/store.py" in svg or f"{m} (perfsuite/core/phases.py" in svg
+        for m in ("batching", "forward", "loss", "backward", "step")
+    )
     assert json.loads((flame / "store.speedscope.json").read_text())["profiles"]
 
 
@@ -87,7 +103,9 @@ def test_sampled_and_timer_shares_side_by_side(flame_run):
     epochs = pd.read_csv(out / "epochs.csv")
     measured = epochs[(epochs["impl"] == "store") & (epochs["warmup"] == 0)]
     assert list(measured["epoch"]) == payload["epochs"]
-    assert len(pd.read_csv(out / "flame" / "overhead.csv").query("impl == 'store'")) == 3 * 2 * 2  # formats x (plain, sampled) x epochs
+    assert (
+        len(pd.read_csv(out / "flame" / "overhead.csv").query("impl == 'store'")) == 3 * 2 * 2
+    )  # formats x (plain, sampled) x epochs
 
 
 def test_worker_exiting_while_sampled_is_one_line_and_the_rest_is_kept(flame_run, capsys):
@@ -96,7 +114,7 @@ def test_worker_exiting_while_sampled_is_one_line_and_the_rest_is_kept(flame_run
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "failed"
     failed = meta["implementations"]["exits-sampled"]
-    assert failed["status"] == "failed" and "exited early with status 3" in failed["reason"]
+    assert failed["status"] == "failed" and "exited unexpectedly with status 3" in failed["reason"]
     assert meta["implementations"]["store"]["status"] == "ok"
     report = (out / "index.html").read_text()
     assert "flame/store.svg" in report and "Sampling overhead" in report

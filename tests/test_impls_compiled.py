@@ -18,20 +18,22 @@ import pandas as pd
 import pytest
 import torch
 
-from impls import compiled, native, toolchain
-from impls.torchscript import TorchScript
-from perfsuite.check import compare
-from perfsuite.cli import main
-from perfsuite.interface import PHASES
-from perfsuite.phases import time_epoch
-from perfsuite.worker import WorkerState
-from perfsuite.workload import Workload
+from perfsuite.analysis.check import compare
+from perfsuite.cli.main import main
+from perfsuite.core.interface import PHASES
+from perfsuite.core.phases import time_epoch
+from perfsuite.core.workload import Workload
+from perfsuite.impls import compiled, native, toolchain
+from perfsuite.impls.torchscript import TorchScript
+from perfsuite.measure.worker import WorkerState
 from tests.conftest import REPO, mnist_root
 
 needs_compiler = pytest.mark.skipif(
-    compiled.Compiled.unavailable_reason() is not None, reason=str(compiled.Compiled.unavailable_reason()))
+    compiled.Compiled.unavailable_reason() is not None, reason=str(compiled.Compiled.unavailable_reason())
+)
 needs_native_tools = pytest.mark.skipif(
-    native.Native.unavailable_reason() is not None, reason=str(native.Native.unavailable_reason()))
+    native.Native.unavailable_reason() is not None, reason=str(native.Native.unavailable_reason())
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_compiled_matches_store_and_compiles_only_in_setup(workload, dataset, st
     graphs = counters["stats"]["unique_graphs"]
     record = state.epoch(0, 0)
     assert counters["stats"]["unique_graphs"] == graphs, "a graph was compiled during the epoch"
-    assert record["facts"] == {"graphs_compiled": 0}
+    assert record.facts == {"graphs_compiled": 0}
     assert_matches_store("compiled", record, store_record)
     assert answer["metrics"]["compile_seconds"] > 0
     assert answer["info"]["batch_shapes"] == [128, 3000 % 128]
@@ -145,8 +147,9 @@ def test_native_build_is_cached_across_processes(native_build):
     library = native._library(native.build_dir())
     stamp = library.stat().st_mtime_ns
     code = "import json; from impls import native; _, s, r = native.load_extension(); print(json.dumps([s, r]))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=dict(os.environ),
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=300
+    )
     assert done.returncode == 0, done.stderr
     seconds, rebuilt = json.loads(done.stdout.strip().splitlines()[-1])
     assert rebuilt is False and seconds < 10
@@ -188,8 +191,25 @@ def test_list_and_run_skip_what_cannot_build(monkeypatch, tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "CXX=/nonexistent" in listed
     out = tmp_path / "run"
-    status = main(["run", "--impls", "store,compiled,native", "--subset", "0.01", "--epochs", "1", "--warmup", "0",
-                   "--threads", "1", "--quiet", "--out", str(out), *data_args()])
+    status = main(
+        [
+            "run",
+            "--impls",
+            "store,compiled,native",
+            "--subset",
+            "0.01",
+            "--epochs",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+            *data_args(),
+        ]
+    )
     assert status == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
     assert any(line.startswith("perfsuite: native skipped: ") and "CXX=/nonexistent" in line for line in notes), notes

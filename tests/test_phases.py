@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from perfsuite.clock import FakeClock
-from perfsuite.interface import PHASES, EpochTiming
-from perfsuite.phases import time_epoch, time_staged_epoch
+from perfsuite.core.clock import FakeClock
+from perfsuite.core.interface import PHASES, EpochTiming
+from perfsuite.core.phases import time_epoch, time_staged_epoch
 from tests.fixtures.test_impls import DELAY, FusedTiny, Tiny
 
 COST = {"iter": 0.5, "next": 0.1, "end": 0.07, "forward": 0.2, "loss": 0.03, "backward": 0.4, "step": 0.05}

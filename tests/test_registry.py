@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import registry
-from perfsuite.errors import UsageError
+from perfsuite.core import registry
+from perfsuite.core.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "test_impls.py"
 
@@ -17,8 +17,13 @@ def test_builtins_are_entry_points():
 
 
 def test_module_class_spec():
-    (spec,) = registry.resolve(["impls.store:Store"])
+    (spec,) = registry.resolve(["perfsuite.impls.store:Store"])
     assert spec.name == "store" and spec.unavailable_reason is None
+
+
+def test_old_module_class_spec_of_a_builtin_still_works():
+    (spec,) = registry.resolve(["impls.store:Store"])
+    assert spec.cls is registry.load_class("store") and spec.name == "store"
 
 
 def test_file_class_spec():
@@ -27,16 +32,19 @@ def test_file_class_spec():
     assert spec.cls.sleep_in == "backward"
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("nonsense", "unknown implementation"),
-    ("no.such.module:Thing", "cannot import module no.such.module"),
-    ("impls.store:Missing", "has no class Missing"),
-    ("impls.store:", "expected a name, module:Class or path/to/file.py:Class"),
-    (":Store", "expected a name"),
-    ("does/not/exist.py:Thing", "file does/not/exist.py does not exist"),
-    (f"{FIXTURES}:NotAnImpl", "not a perfsuite implementation (missing methods predict, batches"),
-    ("impls.store:torch", "not a perfsuite implementation"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nonsense", "unknown implementation"),
+        ("no.such.module:Thing", "cannot import module no.such.module"),
+        ("perfsuite.impls.store:Missing", "has no class Missing"),
+        ("perfsuite.impls.store:", "expected a name, module:Class or path/to/file.py:Class"),
+        (":Store", "expected a name"),
+        ("does/not/exist.py:Thing", "file does/not/exist.py does not exist"),
+        (f"{FIXTURES}:NotAnImpl", "not a perfsuite implementation (missing methods predict, batches"),
+        ("perfsuite.impls.store:torch", "not a perfsuite implementation"),
+    ],
+)
 def test_bad_specs_are_usage_errors(spec, message):
     with pytest.raises(UsageError) as info:
         registry.resolve([spec])
@@ -46,7 +54,7 @@ def test_bad_specs_are_usage_errors(spec, message):
 
 def test_duplicate_names_rejected():
     with pytest.raises(UsageError, match="named more than once"):
-        registry.resolve(["store", "impls.store:Store"])
+        registry.resolve(["store", "perfsuite.impls.store:Store"])
 
 
 def test_parse_list():

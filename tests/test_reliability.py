@@ -1,7 +1,6 @@
 """Bad input gets one line and the right exit status; faults never lose finished epochs."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfsuite.cli import main
-from perfsuite.results import SCHEMA_VERSION
+from perfsuite.cli.main import main
+from perfsuite.results.schema import SCHEMA_VERSION
 from tests.test_run import data_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "test_impls.py"
@@ -27,22 +26,25 @@ def one_line_error(capsys, fragment):
     assert lines[0].startswith("perfsuite") and fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--batch-size", "0"], "--batch-size 0: must be a whole number of at least 1"),
-    (["--lr", "-0.1"], "--lr -0.1: must be a positive number"),
-    (["--subset", "1.5"], "--subset 1.5: must be a fraction in (0, 1]"),
-    (["--subset", "0"], "--subset 0.0: must be a fraction in (0, 1]"),
-    (["--threads", "0"], "--threads 0"),
-    (["--repeats", "0"], "--repeats 0"),
-    (["--timeout", "0"], "--timeout 0: must be a positive number"),
-    (["--loss", "hinge"], "--loss hinge: must be one of ce, mse"),
-    (["--impls", "nosuch"], "--impls nosuch: unknown implementation"),
-    (["--impls", "store:"], "expected a name, module:Class or path/to/file.py:Class"),
-    (["--impls", "missing/file.py:Loop"], "file missing/file.py does not exist"),
-    (["--impls", f"{FIXTURES}:NotAnImpl"], "not a perfsuite implementation"),
-    (["--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist: data root does not exist"),
-    (["--dataset", "cifar"], "--dataset cifar: must be one of auto, mnist, synthetic"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--batch-size", "0"], "--batch-size 0: must be a whole number of at least 1"),
+        (["--lr", "-0.1"], "--lr -0.1: must be a positive number"),
+        (["--subset", "1.5"], "--subset 1.5: must be a fraction in (0, 1]"),
+        (["--subset", "0"], "--subset 0.0: must be a fraction in (0, 1]"),
+        (["--threads", "0"], "--threads 0"),
+        (["--repeats", "0"], "--repeats 0"),
+        (["--timeout", "0"], "--timeout 0: must be a positive number"),
+        (["--loss", "hinge"], "--loss hinge: must be one of ce, mse"),
+        (["--impls", "nosuch"], "--impls nosuch: unknown implementation"),
+        (["--impls", "store:"], "expected a name, module:Class or path/to/file.py:Class"),
+        (["--impls", "missing/file.py:Loop"], "file missing/file.py does not exist"),
+        (["--impls", f"{FIXTURES}:NotAnImpl"], "not a perfsuite implementation"),
+        (["--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist: data root does not exist"),
+        (["--dataset", "cifar"], "--dataset cifar: must be one of auto, mnist, synthetic"),
+    ],
+)
 def test_bad_run_options(args, fragment, capsys, tmp_path):
     assert main(["run", *TINY, "--out", str(tmp_path / "r"), *data_args(), *args]) == 2
     one_line_error(capsys, fragment)
@@ -83,15 +85,18 @@ def write_run(folder: Path, meta: dict = None, epochs: str = None) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (lambda p: p, "no such run folder"),
-    (lambda p: (p.mkdir(), p)[1], "not a perfsuite run folder (no meta.json)"),
-    (lambda p: (p.mkdir(), (p / "meta.json").write_text('{"schema_ver'), p)[2], "unreadable or truncated JSON"),
-    (lambda p: write_run(p, {"schema_version": SCHEMA_VERSION + 1}), "is newer than this perfsuite reads"),
-    (lambda p: write_run(p, {"run_id": "x"}), "has no schema_version"),
-    (lambda p: write_run(p), "no epochs.csv"),
-    (lambda p: write_run(p, epochs="impl,round\nstore,0\n"), "missing columns"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda p: p, "no such run folder"),
+        (lambda p: (p.mkdir(), p)[1], "not a perfsuite run folder (no meta.json)"),
+        (lambda p: (p.mkdir(), (p / "meta.json").write_text('{"schema_ver'), p)[2], "unreadable or truncated JSON"),
+        (lambda p: write_run(p, {"schema_version": SCHEMA_VERSION + 1}), "is newer than this perfsuite reads"),
+        (lambda p: write_run(p, {"run_id": "x"}), "has no schema_version"),
+        (lambda p: write_run(p), "no epochs.csv"),
+        (lambda p: write_run(p, epochs="impl,round\nstore,0\n"), "missing columns"),
+    ],
+)
 def test_summary_of_bad_folders(tmp_path, capsys, make, fragment):
     folder = make(tmp_path / "run")
     assert main(["summary", str(folder)]) == 2
@@ -100,7 +105,9 @@ def test_summary_of_bad_folders(tmp_path, capsys, make, fragment):
 
 def test_worker_faults_are_recorded_and_the_rest_finishes(tmp_path, capsys):
     out = tmp_path / "r"
-    impls = ",".join(["store"] + [f"{FIXTURES}:{c}" for c in ("ExitInEpoch", "KillInEpoch", "RaiseInEpoch", "HangInForward")])
+    impls = ",".join(
+        ["store"] + [f"{FIXTURES}:{c}" for c in ("ExitInEpoch", "KillInEpoch", "RaiseInEpoch", "HangInForward")]
+    )
     assert main(["run", *TINY, "--impls", impls, "--timeout", "4", "--out", str(out), *data_args()]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -119,8 +126,12 @@ def test_worker_faults_are_recorded_and_the_rest_finishes(tmp_path, capsys):
 
 
 def start_run(out: Path, *extra):
-    return subprocess.Popen([sys.executable, "-m", "perfsuite", "run", "--quiet", *extra, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "perfsuite", "run", "--quiet", *extra, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_rows(path: Path, rows: int, proc, limit=120.0):
@@ -135,8 +146,9 @@ def wait_for_rows(path: Path, rows: int, proc, limit=120.0):
 
 def test_sigint_keeps_every_finished_epoch(tmp_path):
     out = tmp_path / "r"
-    proc = start_run(out, "--impls", "store", "--subset", "0.05", "--epochs", "500", "--warmup", "0",
-                     "--threads", "1", *data_args())
+    proc = start_run(
+        out, "--impls", "store", "--subset", "0.05", "--epochs", "500", "--warmup", "0", "--threads", "1", *data_args()
+    )
     wait_for_rows(out / "epochs.csv", 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -167,8 +179,12 @@ def test_diverging_run_is_flagged_not_crashed(tmp_path, capsys):
 def test_two_runs_at_once_write_separate_folders(tmp_path):
     reports = tmp_path / "reports"
     args = ["run", "--quiet", "--impls", "store", *TINY[:-1], "--reports", str(reports), *data_args()]
-    procs = [subprocess.Popen([sys.executable, "-m", "perfsuite", *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "perfsuite", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err

@@ -5,19 +5,35 @@ import re
 
 import pytest
 
+from perfsuite import cli
+from perfsuite.render import report
 from tests.fakerun import SLOW as SLOW_PHASES
 from tests.fakerun import make_run
-from perfsuite import cli, report
 
-SECTIONS = ("headline", "overview", "phases", "gap", "steps", "equivalence", "implementations", "environment",
-            "methodology", "files")
+SECTIONS = (
+    "headline",
+    "overview",
+    "phases",
+    "gap",
+    "steps",
+    "equivalence",
+    "implementations",
+    "environment",
+    "methodology",
+    "files",
+)
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    folder = make_run(tmp_path_factory.mktemp("rep") / "run", epochs=3, steps=20,
-                      info={"store": {"info": {"deprecation": "torch.jit.script is deprecated"},
-                                      "metrics": {"compile_seconds": 12.5}}})
+    folder = make_run(
+        tmp_path_factory.mktemp("rep") / "run",
+        epochs=3,
+        steps=20,
+        info={
+            "store": {"info": {"deprecation": "torch.jit.script is deprecated"}, "metrics": {"compile_seconds": 12.5}}
+        },
+    )
     path = report.write_report(folder)
     return folder, path.read_text()
 
@@ -71,17 +87,37 @@ def test_synthetic_data_is_labelled_loudly(tmp_path):
 def _evidence(folder):
     (folder / "flame").mkdir()
     (folder / "flame" / "store.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-    (folder / "flame" / "store.json").write_text(json.dumps(
-        {"samples": 100, "shares": {"batching": 10, "forward": 20, "loss": 5, "backward": 45, "step": 20}}))
+    (folder / "flame" / "store.json").write_text(
+        json.dumps({"samples": 100, "shares": {"batching": 10, "forward": 20, "loss": 5, "backward": 45, "step": 20}})
+    )
     (folder / "flame" / "idiomatic.json").write_text("{truncated")
     (folder / "trace").mkdir()
-    events = [{"name": f"perfsuite.{p}", "ph": "X", "ts": i, "dur": d} for i, (p, d) in
-              enumerate([("batching", 5), ("forward", 30), ("loss", 5), ("backward", 40), ("step", 20)])]
+    events = [
+        {"name": f"perfsuite.{p}", "ph": "X", "ts": i, "dur": d}
+        for i, (p, d) in enumerate([("batching", 5), ("forward", 30), ("loss", 5), ("backward", 40), ("step", 20)])
+    ]
     (folder / "trace" / "store-round0.json").write_text(json.dumps({"traceEvents": events}))
-    (folder / "benchmark.json").write_text(json.dumps({"benchmarks": [
-        {"name": "test_step", "fullname": "tests/test_bench.py::test_step",
-         "stats": {"median": 0.001, "iqr": 0.0001, "mean": 0.0011, "stddev": 0.0002, "min": 0.0009,
-                   "max": 0.002, "rounds": 50}}]}))
+    (folder / "benchmark.json").write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    {
+                        "name": "test_step",
+                        "fullname": "tests/test_bench.py::test_step",
+                        "stats": {
+                            "median": 0.001,
+                            "iqr": 0.0001,
+                            "mean": 0.0011,
+                            "stddev": 0.0002,
+                            "min": 0.0009,
+                            "max": 0.002,
+                            "rounds": 50,
+                        },
+                    }
+                ]
+            }
+        )
+    )
 
 
 def test_evidence_sections_when_files_exist(tmp_path):
@@ -103,11 +139,14 @@ def test_cli_report(tmp_path, capsys):
     assert "faster than store" not in (folder / "index.html").read_text().split('id="overview"')[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["report", "{tmp}/nowhere"], "no such run folder"),
-    (["report", "{tmp}"], "no meta.json"),
-    (["report", "{run}", "--baseline", "nosuch"], "--baseline nosuch"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report", "{tmp}/nowhere"], "no such run folder"),
+        (["report", "{tmp}"], "no meta.json"),
+        (["report", "{run}", "--baseline", "nosuch"], "--baseline nosuch"),
+    ],
+)
 def test_cli_report_errors(tmp_path, capsys, args, message):
     run = make_run(tmp_path / "run", epochs=1, steps=3)
     argv = [a.format(tmp=tmp_path / "empty", run=run) for a in args]
@@ -126,7 +165,7 @@ def test_phase_a_loop_does_not_time_is_drawn(tmp_path):
 
 
 def test_summary_keeps_one_off_costs_apart(tmp_path):
-    from perfsuite.summary import write_summary
+    from perfsuite.analysis.summary import write_summary
 
     folder = make_run(tmp_path / "r", info={"store": {"metrics": {"build_seconds": 1.5, "build_cached": True}}})
     summary = write_summary(folder)["implementations"]
@@ -135,7 +174,7 @@ def test_summary_keeps_one_off_costs_apart(tmp_path):
 
 
 def test_epoch_facts_are_summed_shown_and_a_measured_compile_warned(tmp_path):
-    from perfsuite.summary import write_summary
+    from perfsuite.analysis.summary import write_summary
 
     compiles = {"store": lambda epoch: {"graphs_compiled": 2 if epoch in (0, 3) else 0}}
     folder = make_run(tmp_path / "r", warmup=1, epochs=4, facts=compiles)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.cli import main
+from perfsuite.cli.main import main
 from tests.conftest import mnist_root
 from tests.fakerun import make_run
 from tests.test_report import _evidence
@@ -106,7 +106,8 @@ def check_page(driver, html: Path, shot: Path) -> dict:
     layout = driver.execute_script("""
         const imgs = [...document.images];
         return {broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).length, images: imgs.length,
-                charts: [...document.querySelectorAll('.chart')].filter(c => c.getBoundingClientRect().width > 200).length,
+                charts: [...document.querySelectorAll('.chart')]
+                    .filter(c => c.getBoundingClientRect().width > 200).length,
                 height: document.documentElement.scrollHeight, headline: document.getElementById('headline').innerText};
     """)
     assert layout["broken"] == 0, layout
@@ -125,8 +126,25 @@ def real_run(tmp_path_factory):
     """One tiny real run (idiomatic and store, 2 measured epochs of 2% of the data)."""
     out = tmp_path_factory.mktemp("real") / "run"
     data = ["--data-dir", mnist_root()] if mnist_root() else ["--dataset", "synthetic"]
-    status = main(["run", "--impls", "idiomatic,store", "--subset", "0.02", "--epochs", "2", "--warmup", "1",
-                   "--threads", "1", "--quiet", "--out", str(out), *data])
+    status = main(
+        [
+            "run",
+            "--impls",
+            "idiomatic,store",
+            "--subset",
+            "0.02",
+            "--epochs",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+            *data,
+        ]
+    )
     assert status == 0
     return out
 
@@ -158,11 +176,13 @@ def test_evidence_report_in_chromium(browser, tmp_path):
 def test_checker_catches_remote_requests_and_console_errors(browser, tmp_path):
     """The checks above are not vacuous: a page that reaches out or logs an error fails them."""
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><html><body><p id="headline">x</p>'
-                    '<script>console.error("boom")</script></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><body><p id="headline">x</p><script>console.error("boom")</script></body></html>'
+    )
     with pytest.raises(AssertionError, match="console errors"):
         check_page(browser, page, tmp_path / "bad.png")
-    page.write_text('<!DOCTYPE html><html><body><p id="headline">x</p>'
-                    '<img src="http://127.0.0.1:9/missing.png"></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><body><p id="headline">x</p><img src="http://127.0.0.1:9/missing.png"></body></html>'
+    )
     with pytest.raises(AssertionError, match="requests leaving the file|console errors"):
         check_page(browser, page, tmp_path / "bad.png")

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from perfsuite import roofline
+from perfsuite.analysis import roofline
+from perfsuite.measure import probes
 
 
 def test_epoch_flops_of_the_article_workload():
@@ -30,7 +31,7 @@ def test_workload_shapes_follow_batch_and_width():
     shapes = {s.name: s for s in roofline.workload_shapes(batch=32, hidden=64, square=256)}
     assert (shapes["forward x·W1"].m, shapes["forward x·W1"].k, shapes["forward x·W1"].n) == (32, 784, 64)
     assert shapes["backward xᵀ·dh"].transposed_a and shapes["backward xᵀ·dh"].k == 32
-    assert shapes["square 256"].flops == 2 * 256 ** 3 and not shapes["square 256"].per_step
+    assert shapes["square 256"].flops == 2 * 256**3 and not shapes["square 256"].per_step
     per_step = sum(s.flops for s in shapes.values() if s.per_step)
     flops = roofline.epoch_flops(samples=32, hidden=64, batch_size=32)
     assert per_step == flops["forward"] + flops["backward"]
@@ -38,13 +39,22 @@ def test_workload_shapes_follow_batch_and_width():
 
 def _throughput(rate_of):
     shapes = roofline.workload_shapes(batch=128, hidden=128, square=1024)
-    return {"threads": 2, "measure_seconds": 1.0, "shapes": [
-        {**s.to_dict(), "calls": 10, "best_gflops": rate_of(s), "median_gflops": rate_of(s) * 0.9} for s in shapes]}
+    return {
+        "threads": 2,
+        "measure_seconds": 1.0,
+        "shapes": [
+            {**s.to_dict(), "calls": 10, "best_gflops": rate_of(s), "median_gflops": rate_of(s) * 0.9} for s in shapes
+        ],
+    }
 
 
 def test_floor_record_uses_the_highest_rate_and_each_shape_rate():
-    record = roofline.floor_record(_throughput(lambda s: 200.0 if s.name.startswith("square") else 100.0),
-                                   samples=60_000, hidden=128, batch_size=128)
+    record = roofline.floor_record(
+        _throughput(lambda s: 200.0 if s.name.startswith("square") else 100.0),
+        samples=60_000,
+        hidden=128,
+        batch_size=128,
+    )
     assert record["peak_gflops"] == 200.0 and record["peak_shape"] == "square 1024"
     assert record["floor_seconds"] == pytest.approx(24_783_930_650 / 200e9)
     assert record["workload_shapes_gflops"] == pytest.approx(100.0)
@@ -71,7 +81,7 @@ def test_annotate_reports_a_failed_measurement():
 
 
 def test_a_short_real_measurement():
-    record = roofline.measure(threads=1, batch=16, hidden=8, square=64, budget=0.05)
+    record = probes.measure(threads=1, batch=16, hidden=8, square=64, budget=0.05)
     assert record["threads"] == 1 and len(record["shapes"]) == 6
     assert all(r["best_gflops"] >= r["median_gflops"] > 0 and math.isfinite(r["best_gflops"]) for r in record["shapes"])
     floor = roofline.floor_record(record, samples=100, hidden=8, batch_size=16)
@@ -79,8 +89,12 @@ def test_a_short_real_measurement():
 
 
 def test_best_of_two_measurements_keeps_each_shapes_better_rate():
-    busy = roofline.floor_record(_throughput(lambda s: 150.0 if s.name.startswith("square") else 100.0), 60_000, 128, 128)
-    quiet = roofline.floor_record(_throughput(lambda s: 200.0 if s.name.startswith("square") else 80.0), 60_000, 128, 128)
+    busy = roofline.floor_record(
+        _throughput(lambda s: 150.0 if s.name.startswith("square") else 100.0), 60_000, 128, 128
+    )
+    quiet = roofline.floor_record(
+        _throughput(lambda s: 200.0 if s.name.startswith("square") else 80.0), 60_000, 128, 128
+    )
     best = roofline.best_of([busy, quiet], 60_000, 128, 128)
     assert best["peak_gflops"] == 200.0 and best["floor_seconds"] == pytest.approx(24_783_930_650 / 200e9)
     assert best["workload_shapes_gflops"] == pytest.approx(100.0)
@@ -108,12 +122,15 @@ def test_a_single_measurement_is_described_without_a_list():
 def test_a_failed_second_measurement_keeps_the_first_and_says_so(monkeypatch):
     from types import SimpleNamespace
 
-    from perfsuite.workload import Workload
+    from perfsuite.core.workload import Workload
 
     first = roofline.floor_record(_throughput(lambda s: 120.0), 60_000, 128, 128)
-    monkeypatch.setattr(roofline, "measure_in_process", lambda *args, **kwargs: {"error": "no answer within 1 s"})
+    monkeypatch.setattr(probes, "measure_in_process", lambda *args, **kwargs: {"error": "no answer within 1 s"})
     notes = []
-    record = roofline.for_run(Workload(), SimpleNamespace(n_train=60_000), 1.0, SimpleNamespace(note=notes.append),
-                              earlier=first)
+    record = probes.for_run(
+        Workload(), SimpleNamespace(n_train=60_000), 1.0, SimpleNamespace(note=notes.append), earlier=first
+    )
     assert record["peak_gflops"] == 120.0 and record["measured_peaks_gflops"] == [120.0, None]
-    assert notes == ["perfsuite: measuring the roofline again failed (no answer within 1 s); the first measurement counts"]
+    assert notes == [
+        "perfsuite: measuring the roofline again failed (no answer within 1 s); the first measurement counts"
+    ]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfsuite.cli import main
-from perfsuite.interface import PHASES
-from perfsuite.results import SCHEMA_VERSION
+from perfsuite.cli.main import main
+from perfsuite.core.interface import PHASES
+from perfsuite.results.schema import SCHEMA_VERSION
 from tests.conftest import mnist_root
 
 FIXTURES = Path(__file__).parent / "fixtures" / "test_impls.py"
@@ -22,8 +22,25 @@ def data_args():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"
-    status = main(["run", "--impls", f"idiomatic,store,{FIXTURES}:SleepInBackward", "--subset", "0.02",
-                   "--epochs", "2", "--warmup", "1", "--threads", "1", "--quiet", "--out", str(out), *data_args()])
+    status = main(
+        [
+            "run",
+            "--impls",
+            f"idiomatic,store,{FIXTURES}:SleepInBackward",
+            "--subset",
+            "0.02",
+            "--epochs",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+            *data_args(),
+        ]
+    )
     assert status == 0
     return out
 
@@ -89,8 +106,25 @@ def test_same_losses_idiomatic_and_store(run_dir):
 
 def test_failing_worker_is_recorded_and_others_finish(tmp_path, capsys):
     out = tmp_path / "r"
-    status = main(["run", "--impls", f"store,{FIXTURES}:BrokenSetup", "--subset", "0.01", "--epochs", "1",
-                   "--warmup", "0", "--threads", "1", "--quiet", "--out", str(out), *data_args()])
+    status = main(
+        [
+            "run",
+            "--impls",
+            f"store,{FIXTURES}:BrokenSetup",
+            "--subset",
+            "0.01",
+            "--epochs",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+            *data_args(),
+        ]
+    )
     assert status == 1
     err = capsys.readouterr().err
     assert "broken failed: RuntimeError: setup exploded on purpose" in err

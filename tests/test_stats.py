@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from perfsuite import stats
+from perfsuite.analysis import stats
 
 
 def test_describe_known_sample():

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfsuite import artifacts, torchtrace
-from perfsuite.cli import main
-from perfsuite.interface import OTHER, PHASES
-from perfsuite.phases import time_staged_epoch
+from perfsuite.cli.main import main
+from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.core.phases import time_staged_epoch
+from perfsuite.profile import torchtrace
+from perfsuite.results import artifacts
 from tests.fixtures.test_impls import Tiny
 from tests.test_run import data_args
 
@@ -18,8 +19,27 @@ from tests.test_run import data_args
 @pytest.fixture(scope="module")
 def trace_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("trace") / "r"
-    status = main(["trace", "--impls", "store", "--subset", "0.01", "--epochs", "1", "--warmup", "1",
-                   "--threads", "1", "--quiet", "--top", "4", "--out", str(out), *data_args()])
+    status = main(
+        [
+            "trace",
+            "--impls",
+            "store",
+            "--subset",
+            "0.01",
+            "--epochs",
+            "1",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--top",
+            "4",
+            "--out",
+            str(out),
+            *data_args(),
+        ]
+    )
     assert status == 0
     return out
 
@@ -94,8 +114,11 @@ def test_phase_range_hook_wraps_each_phase_call():
 
 def test_trace_names_with_hash_are_not_phases(tmp_path):
     (tmp_path / "trace").mkdir()
-    events = [{"ph": "X", "name": "step", "dur": 10}, {"ph": "X", "name": "Optimizer.step#SGD.step", "dur": 8},
-              {"ph": "X", "name": "forward", "dur": 30}]
+    events = [
+        {"ph": "X", "name": "step", "dur": 10},
+        {"ph": "X", "name": "Optimizer.step#SGD.step", "dur": 8},
+        {"ph": "X", "name": "forward", "dur": 30},
+    ]
     (tmp_path / "trace" / "a.trace.json").write_text(json.dumps({"traceEvents": events}))
     trace = artifacts.traces(tmp_path, ["a"])[0]
     assert trace.shares["step"] == pytest.approx(10 / 40)
@@ -105,19 +128,29 @@ def test_ctrl_c_keeps_what_was_recorded_and_marks_unavailable(tmp_path, capsys):
     """The profiling commands' shared loop: unavailable implementations marked, Ctrl-C keeps the folder."""
     from pathlib import Path
 
-    from perfsuite.cli import build_parser
-    from perfsuite.profile_run import ProfileRun
+    from perfsuite.cli.main import build_parser
+    from perfsuite.profile.session import ProfileRun
 
     fixtures = Path(__file__).parent / "fixtures" / "test_impls.py"
-    args = build_parser().parse_args(["trace", "--impls", f"{fixtures}:Unavailable,store", "--subset", "0.01", "--quiet",
-                                      "--out", str(tmp_path / "r"), *data_args()])
+    args = build_parser().parse_args(
+        [
+            "trace",
+            "--impls",
+            f"{fixtures}:Unavailable,store",
+            "--subset",
+            "0.01",
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+            *data_args(),
+        ]
+    )
     run = ProfileRun(args, "trace", {})
     seen = []
-    with pytest.raises(KeyboardInterrupt):
-        with run.recording(2):
-            for _, spec in run.available():
-                seen.append(spec.name)
-                raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), run.recording(2):
+        for _, spec in run.available():
+            seen.append(spec.name)
+            raise KeyboardInterrupt
     assert seen == ["store"]
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     assert meta["status"] == "interrupted"

@@ -1,27 +1,36 @@
 """``tuned`` trains the same model as ``store``: per-step losses, accuracy and parameters agree."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
-from dataclasses import replace
 
-from impls.store import Store
-from impls.tuned import Tuned, huge_page_bytes, huge_page_zeros, training_rows
-from perfsuite.data import preprocess
-from perfsuite.workload import CLASSES, INPUTS
-from perfsuite.check import compare
-from perfsuite.clock import monotonic
-from perfsuite.interface import SetupContext, interface_problems
-from perfsuite.phases import time_epoch
-from perfsuite.workload import epoch_permutation, initial_parameters
-from perfsuite.worker import accuracy
+from perfsuite.analysis.check import compare
+from perfsuite.core.clock import monotonic
+from perfsuite.core.data import preprocess
+from perfsuite.core.interface import SetupContext, interface_problems
+from perfsuite.core.phases import time_epoch
+from perfsuite.core.workload import CLASSES, INPUTS, epoch_permutation, initial_parameters
+from perfsuite.impls.store import Store
+from perfsuite.impls.tuned import Tuned, huge_page_bytes, huge_page_zeros, training_rows
+from perfsuite.measure.worker import accuracy
+from perfsuite.results.record import EpochRecord
 
 
 def _trained(cls, workload, dataset, splits, epochs=1):
     train, test = splits
     n = workload.train_size(len(train.labels))
-    ctx = SetupContext(workload, dataset, train, test, n, initial_parameters(workload),
-                       lambda e: epoch_permutation(workload, n, e), monotonic)
+    ctx = SetupContext(
+        workload,
+        dataset,
+        train,
+        test,
+        n,
+        initial_parameters(workload),
+        lambda e: epoch_permutation(workload, n, e),
+        monotonic,
+    )
     impl = cls()
     impl.setup(ctx)
     losses = np.concatenate([time_epoch(impl, e).losses for e in range(epochs)])
@@ -35,8 +44,8 @@ def test_tuned_matches_store(loss, batch, small_workload, dataset, splits):
     wl = replace(small_workload, loss=loss, batch_size=batch)
     store, ref, x, y = _trained(Store, wl, dataset, splits, epochs=2)
     tuned, ours, _, _ = _trained(Tuned, wl, dataset, splits, epochs=2)
-    record = {"losses": ours, "train_accuracy": accuracy(tuned, x, y)}
-    reference = {"losses": ref, "train_accuracy": accuracy(store, x, y)}
+    record = EpochRecord(0, 0, False, 1.0, (), tuple(ours), train_accuracy=accuracy(tuned, x, y))
+    reference = EpochRecord(0, 0, False, 1.0, (), tuple(ref), train_accuracy=accuracy(store, x, y))
     verdict = compare("tuned", record, reference)
     assert verdict.ok, verdict.problem
     assert verdict.max_rel_loss_diff < 1e-5
@@ -68,7 +77,7 @@ def test_training_rows_hold_pixels_the_bias_one_and_the_targets(dataset, splits)
     assert data.shape == (50, INPUTS + 1 + CLASSES)
     assert torch.equal(data[:, :INPUTS], preprocess(images))
     assert torch.equal(data[:, INPUTS], torch.ones(50))
-    targets = data[:, INPUTS + 1:]
+    targets = data[:, INPUTS + 1 :]
     assert torch.equal(targets.argmin(1), labels.to(torch.int64))
     assert torch.equal(targets.sum(1), torch.full((50,), -0.25))
 
@@ -87,8 +96,10 @@ def test_huge_page_bytes_reads_the_mapping_that_holds_the_tensor(tmp_path):
     tensor = torch.zeros(4)
     address = tensor.data_ptr()
     smaps = tmp_path / "smaps"
-    smaps.write_text(f"{address - 4096:x}-{address - 1:x} rw-p 00000000 00:00 0\nAnonHugePages:      4096 kB\n"
-                     f"{address - 16:x}-{address + 4096:x} rw-p 00000000 00:00 0\nRss:   8 kB\nAnonHugePages:      2048 kB\n")
+    smaps.write_text(
+        f"{address - 4096:x}-{address - 1:x} rw-p 00000000 00:00 0\nAnonHugePages:      4096 kB\n"
+        f"{address - 16:x}-{address + 4096:x} rw-p 00000000 00:00 0\nRss:   8 kB\nAnonHugePages:      2048 kB\n"
+    )
     assert huge_page_bytes(tensor, str(smaps)) == 2048 * 1024
     assert huge_page_bytes(tensor, str(tmp_path / "missing")) is None
 

@@ -1,20 +1,32 @@
 """The workload: validated options, shared initial parameters and permutations."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from perfsuite.errors import UsageError
-from perfsuite.workload import Workload, epoch_permutation, initial_parameters
+from perfsuite.core.errors import UsageError
+from perfsuite.core.workload import Workload, epoch_permutation, initial_parameters
 
 
-@pytest.mark.parametrize("field,value,option", [
-    ("batch_size", 0, "--batch-size"), ("lr", -0.1, "--lr"), ("lr", float("nan"), "--lr"),
-    ("subset", 0.0, "--subset"), ("subset", 1.5, "--subset"), ("threads", 0, "--threads"),
-    ("repeats", 0, "--repeats"), ("epochs", 0, "--epochs"), ("warmup", -1, "--warmup"),
-    ("loss", "hinge", "--loss"), ("momentum", 1.0, "--momentum"), ("hidden", 0, "--hidden"),
-])
+@pytest.mark.parametrize(
+    "field,value,option",
+    [
+        ("batch_size", 0, "--batch-size"),
+        ("lr", -0.1, "--lr"),
+        ("lr", float("nan"), "--lr"),
+        ("subset", 0.0, "--subset"),
+        ("subset", 1.5, "--subset"),
+        ("threads", 0, "--threads"),
+        ("repeats", 0, "--repeats"),
+        ("epochs", 0, "--epochs"),
+        ("warmup", -1, "--warmup"),
+        ("loss", "hinge", "--loss"),
+        ("momentum", 1.0, "--momentum"),
+        ("hidden", 0, "--hidden"),
+    ],
+)
 def test_nonsense_values_name_their_option(field, value, option):
     with pytest.raises(UsageError) as info:
         Workload(**{field: value})
@@ -25,7 +37,7 @@ def test_defaults_are_the_articles():
     w = Workload()
     assert (w.batch_size, w.hidden, w.lr, w.momentum, w.loss) == (128, 128, 0.3, 0.9, "ce")
     assert w.steps(60000) == 469 and w.train_size(60000) == 60000
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         w.lr = 1.0
 
 

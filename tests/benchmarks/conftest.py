@@ -12,10 +12,9 @@ a torch.compile happens once per implementation, not once per phase).
 import pytest
 import torch
 
-from perfsuite import registry
-from perfsuite.interface import is_fused
-from perfsuite.worker import WorkerState
-
+from perfsuite.core import registry
+from perfsuite.core.interface import is_fused
+from perfsuite.measure.worker import WorkerState
 from tests.benchmarks import settings as settings_mod
 from tests.benchmarks.support import MICRO_PHASES, PhaseCases
 
@@ -54,13 +53,15 @@ def impl(impl_spec) -> registry.ImplSpec:
     if reason:
         pytest.skip(f"{resolved.name} is unavailable here: {reason}")
     if getattr(resolved.cls, "distributed", False):
-        pytest.skip(f"{resolved.name} runs on several ranks launched by torchrun; "
-                    "the in-process benchmarks cannot run it (measure it with perfsuite run)")
+        pytest.skip(
+            f"{resolved.name} runs on several ranks launched by torchrun; "
+            "the in-process benchmarks cannot run it (measure it with perfsuite run)"
+        )
     return resolved
 
 
 def new_state(impl: registry.ImplSpec, bench_settings, dataset) -> tuple:
-    """``(state, setup_record)``: a worker state of ``impl`` set up for round 0, as a ``perfsuite run`` worker does it."""
+    """``(state, setup_record)``: a worker state of ``impl`` set up for round 0, as a ``perfsuite run`` worker does."""
     state = WorkerState(impl.spec, bench_settings.workload(), dataset)
     return state, state.setup(0)
 

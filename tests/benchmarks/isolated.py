@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from perfsuite import registry
+from perfsuite.core import registry
 
 STORAGE = ".benchmarks"
 
@@ -39,9 +39,18 @@ def storage_name(spec: str) -> str:
 
 def pytest_command(spec: str, json_path: Path, extra: list, storage: str = STORAGE) -> list:
     """The pytest run of one implementation's benchmarks (its history in ``storage/<name>``)."""
-    return [sys.executable, "-m", "pytest", "tests/benchmarks", "--benchmark-enable", f"--bench-impls={spec}",
-            f"--benchmark-json={json_path}", f"--benchmark-storage=file://{storage}/{storage_name(spec)}",
-            "--benchmark-columns=median,iqr,mean,stddev,min,rounds", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-enable",
+        f"--bench-impls={spec}",
+        f"--benchmark-json={json_path}",
+        f"--benchmark-storage=file://{storage}/{storage_name(spec)}",
+        "--benchmark-columns=median,iqr,mean,stddev,min,rounds",
+        *extra,
+    ]
 
 
 def merge(parts: list) -> dict:
@@ -91,7 +100,7 @@ def split_impls(extra: list) -> tuple:
 def main(argv=None) -> int:
     """Entry point: ``--json PATH [--impls LIST] [-- pytest options]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(prog="python -m tests.benchmarks.isolated", description=__doc__.splitlines()[0])
     p.add_argument("--json", required=True, type=Path, help="merged pytest-benchmark JSON to write")

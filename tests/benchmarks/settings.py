@@ -11,10 +11,9 @@ smoke tests and cannot rot.
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
-from perfsuite import registry
-from perfsuite.workload import Workload, default_threads
+from perfsuite.core import registry
+from perfsuite.core.workload import Workload, default_threads
 
 ENABLED_SUBSET = 1.0
 DISABLED_SUBSET = 0.02
@@ -66,7 +65,7 @@ def _option(config, name: str, default=None):
 
 def impl_specs(config) -> tuple:
     """The implementations to benchmark: ``--bench-impls``, else every registered name (sorted)."""
-    text: Optional[str] = _option(config, "bench_impls")
+    text: str | None = _option(config, "bench_impls")
     if text:
         return tuple(registry.parse_list(text))
     return tuple(sorted(registry.builtin()))

@@ -1,7 +1,7 @@
 """The machinery behind the benchmarks: epochs through the harness, phases in isolation.
 
 :class:`EpochRunner` hands pytest-benchmark one full epoch per round through
-:func:`perfsuite.phases.time_epoch` (the harness's own timer), keeping each
+:func:`perfsuite.core.phases.time_epoch` (the harness's own timer), keeping each
 epoch's phase breakdown for ``extra_info``.
 
 :class:`PhaseCases` builds, for a staged implementation, one
@@ -27,14 +27,14 @@ after one step on the fixed batch back before every round that depends on them.
 """
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
 from perfsuite import __version__
-from perfsuite.interface import OTHER, PHASES
-from perfsuite.phases import EpochMeasurement, time_epoch
+from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.core.phases import EpochMeasurement, time_epoch
 
 MICRO_PHASES = ("first_batch", "batching", "forward", "loss", "backward", "step")
 """The phase micro-benchmarks, in loop order (``first_batch`` is the start-of-epoch part of batching)."""
@@ -51,8 +51,10 @@ WALK_DEPTH = 8
 def workload_key(workload, dataset, n_train: int) -> str:
     """A short label naming the workload and the data (the benchmark group prefix)."""
     data = "SYNTHETIC" if dataset.synthetic else "MNIST"
-    return (f"{data} n={n_train} b={workload.batch_size} h={workload.hidden} {workload.loss} "
-            f"lr={workload.lr:g} m={workload.momentum:g} threads={workload.threads}")
+    return (
+        f"{data} n={n_train} b={workload.batch_size} h={workload.hidden} {workload.loss} "
+        f"lr={workload.lr:g} m={workload.momentum:g} threads={workload.threads}"
+    )
 
 
 def common_info(state, impl_name: str, kind: str) -> dict:
@@ -70,7 +72,7 @@ def common_info(state, impl_name: str, kind: str) -> dict:
 
 
 class EpochRunner:
-    """Runs successive epochs of a set-up :class:`~perfsuite.worker.WorkerState` and keeps their timings."""
+    """Runs successive epochs of a set-up :class:`~perfsuite.measure.worker.WorkerState` and keeps their timings."""
 
     def __init__(self, state):
         self.state = state
@@ -156,8 +158,11 @@ class StateSnapshot:
         versions = [t._version for t in tensors]
         before = [t.detach().clone() if t.is_floating_point() else None for t in tensors]
         probe()
-        pairs = [(t, old) for t, v, old in zip(tensors, versions, before)
-                 if old is not None and (t._version != v or not torch.equal(t.detach(), old))]
+        pairs = [
+            (t, old)
+            for t, v, old in zip(tensors, versions, before, strict=True)
+            if old is not None and (t._version != v or not torch.equal(t.detach(), old))
+        ]
         return cls(pairs)
 
     @property
@@ -182,7 +187,7 @@ class Case:
     """Arguments of one ``benchmark.pedantic`` call."""
 
     target: Callable
-    setup: Optional[Callable]
+    setup: Callable | None
     rounds: int
     warmup_rounds: int
     what: str
@@ -260,21 +265,40 @@ class PhaseCases:
         impl = self.impl
         x = self.batch[0]
         if phase == "first_batch":
-            return Case(self._first_batch, None, first_batch_rounds, 1,
-                        "iter(batches(0)) and its first next(): the start-of-epoch part of batching")
+            return Case(
+                self._first_batch,
+                None,
+                first_batch_rounds,
+                1,
+                "iter(batches(0)) and its first next(): the start-of-epoch part of batching",
+            )
         if phase == "batching":
             live = _LiveIterator(impl, self.steps)
-            return Case(live.next_batch, live.ready, rounds, warmup,
-                        "one next() on a live iterator, between its first and last batch")
+            return Case(
+                live.next_batch,
+                live.ready,
+                rounds,
+                warmup,
+                "one next() on a live iterator, between its first and last batch",
+            )
         if phase == "forward":
             return Case(impl.forward, lambda: ((x,), {}), rounds, warmup, "forward(x) with autograd on")
         if phase == "loss":
             return Case(impl.loss, self._fresh_logits, rounds, warmup, "loss(logits, y) on a fresh forward's logits")
         if phase == "backward":
-            return Case(impl.backward, self._fresh_graph, rounds, warmup,
-                        "backward(loss) on a fresh graph, gradients as step() leaves them")
+            return Case(
+                impl.backward,
+                self._fresh_graph,
+                rounds,
+                warmup,
+                "backward(loss) on a fresh graph, gradients as step() leaves them",
+            )
         if phase == "step":
-            return Case(impl.step, self._grads_ready, rounds, warmup,
-                        "step() with fresh gradients, parameters and optimizer state restored first")
+            return Case(
+                impl.step,
+                self._grads_ready,
+                rounds,
+                warmup,
+                "step() with fresh gradients, parameters and optimizer state restored first",
+            )
         raise ValueError(f"unknown phase {phase!r} (expected one of {', '.join(MICRO_PHASES)})")
-

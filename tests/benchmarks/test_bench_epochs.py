@@ -1,15 +1,14 @@
 """One epoch per round of every registered, available implementation, through the harness.
 
 Each pytest-benchmark round is one full epoch run by
-:func:`perfsuite.phases.time_epoch`, the timer ``perfsuite run`` uses, so
+:func:`perfsuite.core.phases.time_epoch`, the timer ``perfsuite run`` uses, so
 ``extra_info["harness"]`` carries the harness's own breakdown of the same
 epochs (per-phase medians across the measured rounds). The epochs follow one
 another as in a round of ``perfsuite run``: warm-up epochs first (excluded
 from both statistics), then the measured ones, each with its own permutation.
 """
 
-from perfsuite.worker import accuracy
-
+from perfsuite.measure.worker import accuracy
 from tests.benchmarks.conftest import new_state
 from tests.benchmarks.support import EpochRunner, common_info, workload_key
 
@@ -23,8 +22,9 @@ def test_epoch(benchmark, impl, bench_settings, dataset):
     benchmark.extra_info["setup_seconds"] = setup_record["setup_seconds"]
     benchmark.extra_info["setup_metrics"] = setup_record["metrics"]
 
-    benchmark.pedantic(runner.run_epoch, rounds=bench_settings.rounds,
-                       warmup_rounds=bench_settings.epoch_warmup, iterations=1)
+    benchmark.pedantic(
+        runner.run_epoch, rounds=bench_settings.rounds, warmup_rounds=bench_settings.epoch_warmup, iterations=1
+    )
 
     benchmark.extra_info["harness"] = runner.breakdown(bench_settings.epoch_warmup)
     benchmark.extra_info["test_accuracy"] = accuracy(state.impl, state.eval_test, state.test.labels)

@@ -1,0 +1,260 @@
+"""What each ``perfsuite`` subcommand does, once its options are parsed.
+
+Every handler takes the parsed options, calls the layers below and prints
+what they found; bad input raises :class:`~perfsuite.core.errors.UsageError`
+and failures :class:`~perfsuite.core.errors.RunFailure`, which
+:func:`perfsuite.cli.main.main` turns into one line and an exit status.
+"""
+
+import sys
+from pathlib import Path
+
+from perfsuite.analysis import benchjson
+from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
+from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
+from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
+from perfsuite.analysis.sweep import is_sweep
+from perfsuite.core import data, registry
+from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
+from perfsuite.core.options import timeout_from, workload_from
+from perfsuite.measure import sweep as sweep_driver
+from perfsuite.measure.measurement import measure
+from perfsuite.measure.runner import Runner
+from perfsuite.profile import flame as flame_mod
+from perfsuite.profile import trace as trace_mod
+from perfsuite.profile.session import ProfileRun
+from perfsuite.render import terminal
+from perfsuite.render.compare_page import write_compare_page
+from perfsuite.render.example import write_example
+from perfsuite.render.progress import RunProgress
+from perfsuite.render.progress import console as make_console
+from perfsuite.render.report import write_report
+from perfsuite.render.sweep_page import write_sweep_page
+from perfsuite.results import writer
+from perfsuite.results.reader import load_run
+
+
+def _specs(text) -> list:
+    return registry.parse_list(text) if text else sorted(registry.builtin())
+
+
+def _prepare(args, **workload_overrides):
+    """Validate everything the user gave before any worker starts."""
+    workload = workload_from(args, **workload_overrides)
+    timeout = timeout_from(args)
+    dataset = data.resolve(args.dataset, args.data_dir)
+    impls = registry.resolve(_specs(args.impls))
+    progress = RunProgress(quiet=args.quiet)
+    if dataset.note:
+        progress.note(f"perfsuite: {dataset.note}")
+    return workload, dataset, impls, progress, timeout
+
+
+def run(args) -> int:
+    """``perfsuite run``: measure, append every epoch to disk, summarise, report."""
+    workload, dataset, impls, progress, timeout = _prepare(args)
+    folder = writer.create_run_dir(args.out, args.reports)
+    started = (lambda: writer.point_latest(folder)) if args.out is None else None
+    try:
+        _, handles = measure(
+            folder, workload, dataset, impls, progress, timeout, with_roofline=not args.no_roofline, on_started=started
+        )
+    except KeyboardInterrupt:
+        progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
+        _report_of_interrupted(folder, progress)
+        raise
+    page = _publish(folder)
+    summary = summarize(load_run(folder))
+    terminal.print_table(summary)
+    for line in diverged_notes(summary):
+        progress.note(line)
+    print(f"results: {folder}")
+    print(f"report: {page.resolve()}")
+    failed = [h for h in handles if h.status == "failed"]
+    if failed:
+        raise RunFailure(
+            "; ".join(f"{h.name} failed: {h.reason}" for h in failed) + f" (results of the others in {folder})"
+        )
+    return 0
+
+
+def _publish(folder) -> Path:
+    """``summary.json`` and ``index.html`` of a finished run; the summary alone when the report cannot be made."""
+    try:
+        return write_report(folder)
+    except BaseException:
+        write_summary(folder)
+        raise
+
+
+def _report_of_interrupted(folder, progress) -> None:
+    """Write the report of an interrupted run from the epochs it finished (a second Ctrl-C skips it)."""
+    try:
+        progress.note(f"perfsuite: report of the finished epochs: {_publish(folder).resolve()}")
+    except KeyboardInterrupt:
+        progress.note(f"perfsuite: report skipped; make it with: perfsuite report {folder}")
+    except PerfsuiteError as exc:
+        progress.note(f"perfsuite: no report: {exc}")
+
+
+def sweep(args) -> int:
+    """``perfsuite sweep``: measure every point, write the sweep folder and its page."""
+    plan = sweep_driver.plan(args)
+    progress = RunProgress(quiet=args.quiet)
+    if plan.dataset.note:
+        progress.note(f"perfsuite: {plan.dataset.note}")
+    folder = writer.create_run_dir(args.out, args.reports)
+    failures = sweep_driver.run_sweep(folder, plan, args, progress)
+    page = write_sweep_page(folder)
+    terminal.print_sweep(folder)
+    print(f"results: {folder}")
+    print(f"report: {page.resolve()}")
+    if failures:
+        raise RunFailure("; ".join(failures) + f" (results of the others in {folder})")
+    return 0
+
+
+def check(args) -> int:
+    """``perfsuite check``: one epoch of each implementation vs the reference."""
+    workload, dataset, impls, progress, timeout = _prepare(args)
+    workload = check_workload(workload)
+    if REFERENCE not in {i.name for i in impls}:
+        impls = registry.resolve([REFERENCE]) + impls
+    records = {}
+    runner = Runner(
+        workload,
+        dataset,
+        impls,
+        sink=lambda name, record: records.__setitem__(name, record),
+        progress=progress,
+        timeout=timeout,
+    )
+    handles = runner.run()
+    if REFERENCE not in records:
+        ref = next(h for h in handles if h.name == REFERENCE)
+        raise RunFailure(f"the reference {REFERENCE} did not run: {ref.reason}")
+    failed = {h.name: h.reason for h in handles if h.status == "failed"}
+    skipped = {h.name: h.reason for h in handles if h.status == "unavailable"}
+    found = verdicts(records, failed)
+    terminal.print_verdicts(found, skipped, records[REFERENCE], dataset)
+    bad = [v for v in found if not v.ok]
+    for v in bad:
+        print(f"perfsuite: {v.impl} diverged from {REFERENCE}: {v.problem}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def list_impls(args) -> int:
+    """``perfsuite list``: every registered implementation and whether it runs here."""
+    rows = []
+    for name, ep in sorted(registry.builtin().items()):
+        try:
+            spec = registry.resolve([name])[0]
+            reason = spec.unavailable_reason
+            rows.append((name, "no" if reason else "yes", reason or getattr(spec.cls, "description", ""), ep.value))
+        except PerfsuiteError as exc:
+            rows.append((name, "no", f"cannot load: {exc}", ep.value))
+    terminal.print_impls(rows)
+    return 0
+
+
+def summary(args) -> int:
+    """``perfsuite summary RUN_DIR``: recompute the summary from the raw files."""
+    terminal.print_table(write_summary(Path(args.run_dir)))
+    return 0
+
+
+def report(args) -> int:
+    """``perfsuite report RUN_DIR [--baseline NAME] [--pytest-benchmark FILE ...]``: write and name the report.
+
+    Each ``--pytest-benchmark`` file is validated and copied into the run
+    folder first (:func:`perfsuite.analysis.benchjson.attach`), where the report finds it.
+    """
+    for source in getattr(args, "pytest_benchmark", None) or []:
+        print(f"pytest-benchmark: {benchjson.attach(args.run_dir, source)}")
+    if is_sweep(args.run_dir):
+        path = write_sweep_page(args.run_dir)
+    else:
+        path = write_report(Path(args.run_dir), args.baseline)
+    print(f"report: {path.resolve()}")
+    if getattr(args, "example", None):
+        if is_sweep(args.run_dir):
+            raise UsageError(f"--example: {args.run_dir} is a sweep folder; give a run folder")
+        print(f"example: {write_example(args.run_dir, args.example).resolve()}")
+    return 0
+
+
+def compare(args) -> int:
+    """``perfsuite compare BASE_DIR NEW_DIR [--threshold 5%] [--alpha A] [--html FILE]``."""
+    threshold = parse_threshold(args.threshold)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha:g}: must be in (0, 1)")
+    base, new = load_run(args.base_dir), load_run(args.new_dir)
+    rows, notes = compare_runs(base, new, threshold, args.alpha)
+    warnings = metadata_warnings(base, new) + notes
+    for text in warnings:
+        print(f"perfsuite: warning: {text}", file=sys.stderr)
+    title = f"{new.folder} vs {base.folder} · threshold {threshold:.0%} · alpha {args.alpha:g}"
+    make_console().print(terminal.compare_table(rows, title))
+    if args.html:
+        write_compare_page(Path(args.html), rows, warnings, base, new, threshold)
+        print(f"comparison: {Path(args.html).resolve()}")
+    slower = [r for r in rows if r.verdict == "slower"]
+    if slower:
+        raise RunFailure(
+            "significant slowdown beyond "
+            + f"{threshold:.0%}: "
+            + "; ".join(
+                f"{r.impl} {r.quantity} ×{r.ratio:.3f} (95% CI {r.low:.3f}–{r.high:.3f}, p={r.p_value:.2g})"
+                for r in slower
+            )
+        )
+    print(f"no significant slowdown beyond {threshold:.0%}")
+    return 0
+
+
+def flame(args) -> int:
+    """``perfsuite flame``: record flame graphs, compare sampled and timer shares, measure the overhead."""
+    opts = flame_mod.options(args)
+    run = ProfileRun(args, "flame", flame_mod.profile_facts(opts))
+    payloads, failures = flame_mod.record_flames(run, opts)
+    page = run.finish("failed" if failures else "complete")
+    if payloads:
+        terminal.print_flame_results(payloads)
+    return _profiled(run, page, failures)
+
+
+def trace(args) -> int:
+    """``perfsuite trace``: a Chrome trace and a per-phase top-operator table per implementation."""
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: show at least one operator per phase")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: trace at least one epoch")
+    run = ProfileRun(args, "trace", {"top": args.top})
+    found, failures = trace_mod.record_traces(run, args.top)
+    page = run.finish("failed" if failures else "complete")
+    for name, result in found.items():
+        terminal.print_top_ops(name, result)
+    return _profiled(run, page, failures)
+
+
+def _profiled(run: ProfileRun, page: Path, failures: list) -> int:
+    print(f"results: {run.folder}")
+    print(f"report: {page.resolve()}")
+    if failures:
+        raise RunFailure("; ".join(failures) + f" (what was recorded is kept in {run.folder})")
+    return 0
+
+
+def data_check(args) -> int:
+    """``perfsuite data check``: validate the four MNIST files."""
+    info = data.resolve("mnist", args.data_dir)
+    print(f"MNIST OK under {info.root}: {info.n_train} training and {info.n_test} test images")
+    return 0
+
+
+def data_download(args) -> int:
+    """``perfsuite data download``: fetch MNIST with torchvision's downloader."""
+    root = args.data_dir or data.default_root()[0]
+    info = data.download(root)
+    print(f"MNIST downloaded and valid under {info.root}")
+    return 0

@@ -1,0 +1,120 @@
+"""The command line's option groups and what they mean, defined once and used upward.
+
+The parser (:mod:`perfsuite.cli.main`), the torchrun rank entry and the
+profiling commands add the same groups with these functions, as
+pytest-benchmark's ``plugin.add_global_options`` is used by its ``cli``;
+:func:`workload_from` and :func:`timeout_from` turn parsed options into the
+validated objects the layers below take.
+"""
+
+import argparse
+
+from perfsuite.core.errors import UsageError
+from perfsuite.core.workload import Workload, default_threads
+
+DEFAULT_TIMEOUT = 900.0
+"""Seconds a worker may take for one step of the protocol when ``--timeout`` is not given."""
+
+
+def workload_options(parser: argparse.ArgumentParser, epochs: bool = True) -> None:
+    """Add the workload group (batch size, width, optimiser, epochs, subset, seed, threads, ranks)."""
+    w = Workload.__dataclass_fields__
+    g = parser.add_argument_group("workload (defaults: the article's configuration)")
+    g.add_argument("--batch-size", type=int, default=w["batch_size"].default, help="samples per step (default 128)")
+    g.add_argument("--hidden", type=int, default=w["hidden"].default, help="hidden layer width (default 128)")
+    g.add_argument("--lr", type=float, default=w["lr"].default, help="learning rate (default 0.3)")
+    g.add_argument(
+        "--momentum",
+        type=float,
+        default=w["momentum"].default,
+        help="momentum beta of v = beta v + (1-beta) g (default 0.9)",
+    )
+    g.add_argument("--loss", default=w["loss"].default, help="ce (cross entropy, default) or mse")
+    if epochs:
+        g.add_argument("--epochs", type=int, default=w["epochs"].default, help="measured epochs per round (default 5)")
+        g.add_argument(
+            "--warmup",
+            type=int,
+            default=w["warmup"].default,
+            help="warm-up epochs per round, recorded but excluded (default 1)",
+        )
+        g.add_argument(
+            "--repeats",
+            type=int,
+            default=w["repeats"].default,
+            help="rounds, each restarting from the initial parameters (default 1)",
+        )
+    g.add_argument(
+        "--subset",
+        type=float,
+        default=w["subset"].default,
+        help="fraction of the training split to use, in (0, 1] (default 1)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=w["seed"].default,
+        help="seed of the initial parameters and permutations (default 0)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch threads per worker (default: usable CPUs, here {default_threads()})",
+    )
+    g.add_argument(
+        "--nproc",
+        type=int,
+        default=w["nproc"].default,
+        help="ranks of multi-rank implementations (ddp), launched by torchrun; they share --threads (default 2)",
+    )
+
+
+def data_options(parser: argparse.ArgumentParser) -> None:
+    """Add the data group (``--data-dir``, ``--dataset``)."""
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--data-dir", default=None, help="torchvision root holding MNIST/raw/ (default: $PERFSUITE_DATA, else ./data)"
+    )
+    g.add_argument("--dataset", default="auto", help="auto (MNIST if found, else synthetic), mnist or synthetic")
+
+
+def impls_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add ``--impls`` with ``help_text`` and how implementations are named."""
+    parser.add_argument(
+        "--impls",
+        default=None,
+        help=help_text + "; names, package.module:Class or path/to/file.py:Class, comma-separated",
+    )
+
+
+def timeout_option(parser) -> None:
+    """Add ``--timeout`` (validated later by :func:`timeout_from`)."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"seconds a worker may take for one step of the protocol (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def timeout_from(args) -> float:
+    """``--timeout`` in seconds, validated; :data:`DEFAULT_TIMEOUT` when it is not given."""
+    if args.timeout is None:
+        return DEFAULT_TIMEOUT
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
+    return args.timeout
+
+
+def workload_from(args, **overrides) -> Workload:
+    """The :class:`Workload` the options describe (validated)."""
+    names = ("batch_size", "hidden", "lr", "momentum", "loss", "subset", "seed", "nproc")
+    fields = {name: getattr(args, name) for name in names}
+    for name in ("epochs", "warmup", "repeats"):
+        if hasattr(args, name):
+            fields[name] = getattr(args, name)
+    if args.threads is not None:
+        fields["threads"] = args.threads
+    fields.update(overrides)
+    return Workload(**fields)

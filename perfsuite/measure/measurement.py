@@ -1,0 +1,69 @@
+"""One interleaved measurement into a run folder: ``meta.json`` kept current, every epoch on disk.
+
+Shared by ``perfsuite run`` (one folder) and ``perfsuite sweep`` (a folder
+per point), so both record a run the same way.
+"""
+
+from pathlib import Path
+
+from perfsuite.core import metadata
+from perfsuite.measure import probes
+from perfsuite.measure.runner import Runner
+from perfsuite.results import writer
+
+
+def measure(
+    folder: Path,
+    workload,
+    dataset,
+    impls,
+    progress,
+    timeout: float,
+    with_roofline: bool = True,
+    extra_meta: dict = None,
+    on_started=None,
+) -> tuple:
+    """Run ``impls`` interleaved into the existing, empty run ``folder``.
+
+    ``meta.json`` is written before the first worker starts and rewritten on
+    every change of an implementation's status; ``on_started`` is called once
+    it exists. A complete run measures its roofline again after the last
+    epoch and keeps each shape's better rate (:func:`probes.for_run`).
+    Whatever happens (a failure, Ctrl-C), the files are closed and the final
+    status is written before the exception, if any, goes on. Returns ``(status, handles)``;
+    the caller writes ``summary.json`` (:func:`perfsuite.analysis.summary.write_summary`).
+    """
+    out = writer.ResultsWriter(folder)
+    meta = {
+        "run_id": folder.name,
+        **metadata.collect(),
+        "workload": workload.to_dict(),
+        "dataset": dataset.to_dict(),
+        "status": "running",
+        **(extra_meta or {}),
+    }
+    if with_roofline:
+        meta["roofline"] = probes.for_run(workload, dataset, timeout, progress)
+
+    def save_meta(status=None):
+        meta["implementations"] = {h.name: h.summary() for h in runner.handles}
+        if status:
+            meta["status"] = status
+        out.write_meta(meta)
+
+    runner = Runner(
+        workload, dataset, impls, sink=out.append_epoch, progress=progress, timeout=timeout, on_change=save_meta
+    )
+    save_meta()
+    if on_started:
+        on_started()
+    status = "interrupted"
+    try:
+        handles = runner.run()
+        status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
+        if with_roofline and status == "complete" and "floor_seconds" in meta["roofline"]:
+            meta["roofline"] = probes.for_run(workload, dataset, timeout, progress, earlier=meta["roofline"])
+    finally:
+        out.close()
+        save_meta(status)
+    return status, handles

@@ -1,0 +1,137 @@
+"""The runner: one worker process per implementation, epochs interleaved round by round.
+
+Within each round every implementation is set up afresh from the same initial
+parameters; then epoch 0 of A, B, C, epoch 1 of A, B, C, … so that drift of
+the machine hits all of them alike. Only one worker computes at a time. Each
+finished epoch is handed to a ``sink`` (the results writer appends it to
+disk) before the next one starts. A worker that fails, dies or hangs is
+recorded as failed with its reason and the others go on.
+"""
+
+from collections.abc import Callable
+
+from perfsuite.core.options import DEFAULT_TIMEOUT
+from perfsuite.core.registry import ImplSpec
+from perfsuite.measure.ddp_launch import TorchrunHandle
+from perfsuite.measure.handle import WorkerHandle
+from perfsuite.measure.processes import STARTUP_TIMEOUT, WorkerLost
+
+
+def handle_for(spec: ImplSpec, workload, timeout: float = DEFAULT_TIMEOUT) -> WorkerHandle:
+    """A single-process worker handle, or a torchrun-launched one for a multi-rank implementation."""
+    if getattr(spec.cls, "distributed", False):
+        return TorchrunHandle(spec, nproc=workload.nproc, timeout=timeout)
+    return WorkerHandle(spec)
+
+
+class Runner:
+    """Runs a workload over several implementations and streams epochs to ``sink``."""
+
+    def __init__(
+        self,
+        workload,
+        dataset,
+        impls,
+        sink: Callable[[str, dict], None],
+        progress=None,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_change: Callable[[], None] = None,
+    ):
+        self.workload = workload
+        self.dataset = dataset
+        self.handles = [handle_for(spec, workload, timeout) for spec in impls]
+        self.sink = sink
+        self.progress = progress
+        self.timeout = timeout
+        self.on_change = on_change or (lambda: None)
+
+    def run(self) -> list:
+        """Run every round; returns the worker handles with their final status."""
+        for h in self.handles:
+            reason = h.spec.unavailable_reason
+            if reason:
+                self._set(h, "unavailable", reason)
+        live = [h for h in self.handles if h.alive]
+        wl = self.workload
+        if self.progress:
+            self.progress.start(len(live) * wl.repeats * wl.epochs_per_round)
+        interrupted = True
+        try:
+            for h in live:
+                h.start(self.workload, self.dataset)
+            for h in live:
+                ready = self._await(h, "ready", max(self.timeout, STARTUP_TIMEOUT))
+                if ready:
+                    h.start_seconds = ready["start_seconds"]
+                    h.status = "running"
+            for round_ in range(wl.repeats):
+                self._round(round_)
+            for h in self.handles:
+                if h.alive:
+                    h.status = "ok"
+            interrupted = False
+        finally:
+            self._stop_all(graceful=not interrupted)
+            if self.progress:
+                self.progress.stop()
+        return self.handles
+
+    def _round(self, round_: int) -> None:
+        wl = self.workload
+        for h in self._live():
+            h.send(("setup", round_))
+        for h in self._live():
+            answer = self._await(h, "setup", self.timeout)
+            if answer:
+                h.setups.append(answer)
+                h.info.update(answer["info"])
+        self.on_change()
+        for epoch in range(wl.epochs_per_round):
+            for h in self._live():
+                self._status(
+                    f"{h.name} · round {round_ + 1}/{wl.repeats} · epoch {epoch + 1}/{wl.epochs_per_round}"
+                    + (" (warm-up)" if epoch < wl.warmup else "")
+                )
+                h.send(("epoch", round_, epoch))
+                answer = self._await(h, "epoch", self.timeout)
+                if answer:
+                    for record in h.records(answer):
+                        self.sink(h.name, record)
+                    h.epochs_done += 1
+                    if self.progress:
+                        self.progress.advance()
+
+    def _live(self) -> list:
+        return [h for h in self.handles if h.alive]
+
+    def _status(self, text: str) -> None:
+        if self.progress:
+            self.progress.status(text)
+
+    def _await(self, h: WorkerHandle, expected: str, timeout: float):
+        """The payload of the worker's next answer, or ``None`` after marking it failed."""
+        try:
+            return h.receive(expected, timeout)
+        except WorkerLost as lost:
+            h.traceback = lost.traceback
+            self._fail(h, lost.reason)
+            return None
+
+    def _fail(self, h: WorkerHandle, reason: str) -> None:
+        self._set(h, "failed", reason)
+        self.on_change()
+
+    def _set(self, h: WorkerHandle, status: str, reason: str) -> None:
+        h.status, h.reason = status, reason
+        if self.progress:
+            word = "skipped" if status == "unavailable" else "failed"
+            self.progress.note(f"perfsuite: {h.name} {word}: {reason}")
+
+    def _stop_all(self, graceful: bool) -> None:
+        """Ask every worker to stop (or, after an interrupt, kill it) and reap it."""
+        for h in self.handles:
+            if not h.started:
+                continue
+            h.stop(graceful)
+            if h.alive:
+                h.status, h.reason = "interrupted", "the run was interrupted"

@@ -1,0 +1,255 @@
+"""Every table perfsuite prints on the terminal (rich), from figures the layers below computed.
+
+Nothing here measures or computes a statistic: each function takes a
+summary, comparison rows, sampled shares or a sweep frame and prints it.
+"""
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from perfsuite.analysis import ranks
+from perfsuite.analysis.check import REFERENCE
+from perfsuite.analysis.roofline import describe as describe_roofline
+from perfsuite.analysis.sweep import read_sweep, sweep_frame
+from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.render.progress import console as make_console
+
+SHOWN_PER_PHASE = 3
+"""Operators per phase in the terminal's top-operator table (the CSV has them all)."""
+
+
+def summary_table(summary: dict) -> Table:
+    """The summary as a rich table: median seconds per epoch and per phase."""
+    t = Table(title=f"median seconds per epoch · {summary.get('dataset')} · {summary.get('threads')} threads")
+    t.add_column("implementation")
+    t.add_column("epoch", justify="right")
+    for p in PHASES + (OTHER,):
+        t.add_column(p, justify="right")
+    t.add_column("coverage", justify="right")
+    t.add_column("test acc", justify="right")
+    floor = "floor_seconds" in summary.get("roofline", {})
+    if floor:
+        t.add_column("× floor", justify="right")
+        t.caption = describe_roofline(summary["roofline"])
+    for name, entry in summary["implementations"].items():
+        if "epoch_seconds" not in entry:
+            t.add_row(name, f"[red]{entry['status']}[/red]: {entry['reason']}" if entry["reason"] else entry["status"])
+            continue
+        phases = entry["phase_seconds"]
+        if entry.get("diverged"):
+            name = f"{name} [red](diverged)[/red]"
+        t.add_row(
+            name,
+            f"{entry['epoch_seconds']:.3f}",
+            *(f"{phases[p]:.3f}" for p in PHASES + (OTHER,)),
+            f"{entry['coverage']:.3f}",
+            f"{entry['test_accuracy']:.4f}",
+            *([f"{entry['roofline']['floor_multiple']:.2f}"] if floor else []),
+        )
+    return t
+
+
+def print_table(summary: dict, console: Console = None) -> None:
+    """Print the summary table (and, for multi-rank implementations, the per-rank table) on the terminal."""
+    console = console or make_console()
+    console.print(summary_table(summary))
+    per_rank = rank_table(summary)
+    if per_rank is not None:
+        console.print(per_rank)
+        for line in ranks.notes(summary):
+            console.print(line, highlight=False)
+
+
+def rank_table(summary: dict):
+    """Per-rank medians of every multi-rank implementation as a rich table, or ``None`` when there is none."""
+    found = {n: e["distributed"] for n, e in summary["implementations"].items() if "distributed" in e}
+    if not found:
+        return None
+    t = Table(title="ranks · median seconds per epoch · comm is part of backward")
+    for col in ("implementation", "rank", "epoch", *PHASES, "of which comm", "comm share", "other", "coverage"):
+        t.add_column(col, justify="left" if col == "implementation" else "right")
+    for name, d in found.items():
+        for rank, e in d["per_rank"].items():
+            mark = " (slowest)" if rank == d["slowest_rank"] else ""
+            ph = e["phase_seconds"]
+            t.add_row(
+                name,
+                f"{rank}{mark}",
+                f"{e['epoch_seconds']:.3f}",
+                *(f"{ph[p]:.3f}" for p in PHASES),
+                f"{e['comm_seconds']:.3f}",
+                f"{100 * e['comm_share']:.1f}%",
+                f"{ph[OTHER]:.3f}",
+                f"{e['coverage']:.3f}",
+            )
+    return t
+
+
+def _number(value: float, spec: str) -> str:
+    return format(value, spec) if math.isfinite(value) else "—"
+
+
+def compare_table(rows: list, title: str) -> Table:
+    """The comparison as a rich table."""
+    t = Table(title=title)
+    for col in (
+        "implementation",
+        "quantity",
+        "unit",
+        "n base/new",
+        "base median s",
+        "new median s",
+        "new/base (95% CI)",
+        "p",
+        "verdict",
+    ):
+        t.add_column(col, justify="right" if "median" in col or col == "p" else "left")
+    colour = {"slower": "red", "faster": "green", "no change": "default"}
+    for r in rows:
+        t.add_row(
+            r.impl,
+            r.quantity,
+            r.unit,
+            f"{r.n_base}/{r.n_new}",
+            _number(r.base_median, ".5f"),
+            _number(r.new_median, ".5f"),
+            f"{_number(r.ratio, '.3f')} ({_number(r.low, '.3f')}–{_number(r.high, '.3f')})",
+            _number(r.p_value, ".2g"),
+            f"[{colour[r.verdict]}]{r.verdict}[/]" + (f" ({r.note})" if r.note else ""),
+        )
+    return t
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def print_flame_results(payloads: dict) -> None:
+    """``perfsuite flame``: the sampled-vs-timer agreement table and each implementation's sampling overhead."""
+    con = make_console()
+    t = Table(title="sampled (py-spy) vs timer phase shares, same epochs")
+    for col in ("implementation", "phase", "samples", "sampled", "timer", "difference (pp)"):
+        t.add_column(col, justify="left" if col in ("implementation", "phase") else "right")
+    for name, p in payloads.items():
+        for row in p["agreement"]:
+            diff = row["difference_pp"]
+            t.add_row(
+                name,
+                row["phase"],
+                str(p["counts"][row["phase"]]),
+                _pct(row["sampled"]),
+                _pct(row["timer"]),
+                "—" if diff is None else f"{diff:+.1f}",
+            )
+        t.add_section()
+    con.print(t)
+    for name, p in payloads.items():
+        o = p["overhead"]
+        worst = p["max_abs_difference_pp"]
+        con.print(
+            f"{name}: sampling overhead {o['overhead_pct']:+.1f}% (median epoch {o['unsampled_epoch_median_s']:.3f} s "
+            f"unsampled vs {o['sampled_epoch_median_s']:.3f} s at {p['rate_hz']} Hz"
+            f"{', --native' if p['native'] else ''}); "
+            f"{p['samples']} samples in epochs, largest difference "
+            + ("— (no samples: run more or longer epochs)" if worst is None else f"{worst:.1f} pp")
+            + (f"; {p['note']}" if p["note"] else ""),
+            markup=False,
+            highlight=False,
+        )
+
+
+def print_top_ops(name: str, found: dict) -> None:
+    """The first operators of each phase on the terminal."""
+    t = Table(title=f"{name}: top operators by self CPU time per phase (trace/{name}.top_ops.csv has more)")
+    for col in ("phase", "range s", "operator", "self ms", "calls", "of phase"):
+        t.add_column(col, justify="left" if col in ("phase", "operator") else "right")
+    seconds = found.get("range_seconds", {})
+    for phase in PHASES + (OTHER,):
+        rows = [r for r in found["top_ops"] if r["phase"] == phase][:SHOWN_PER_PHASE]
+        for i, r in enumerate(rows):
+            t.add_row(
+                phase if i == 0 else "",
+                f"{seconds[phase]:.3f}" if i == 0 and phase in seconds else "",
+                r["operator"],
+                f"{r['self_cpu_ms']:.1f}",
+                str(r["calls"]),
+                f"{100 * r['share_of_phase']:.0f}%",
+            )
+        if rows:
+            t.add_section()
+    make_console().print(t)
+    if not found.get("ranged"):
+        make_console().print(
+            f"{name}: fused implementation, its own loop has no phase ranges: its operators are under 'other'",
+            markup=False,
+            highlight=False,
+        )
+
+
+def print_sweep(folder, console=None) -> None:
+    """The sweep's figures on the terminal: one row per point and implementation, then the crossovers."""
+    folder = Path(folder)
+    record = read_sweep(folder)
+    frame = sweep_frame(folder, record)
+    console = console or make_console()
+    if frame.empty:
+        console.print("no point of this sweep finished a measured epoch")
+        return
+    t = Table(title=f"µs per sample (median of measured epochs, 95% CI) · {record['dataset']['label']}")
+    for col in ("point", "implementation", "µs / sample", "95% CI", "epoch s", "× floor", "GFLOP/s"):
+        t.add_column(col, justify="left" if col in ("point", "implementation") else "right")
+    for _, r in frame[frame["quantity"] == "epoch"].iterrows():
+        t.add_row(
+            r["point"],
+            r["impl"],
+            f"{r['median'] * 1e6:.2f}",
+            _ci_text(r, 1e6),
+            f"{r['median'] * r['samples']:.3f}",
+            _pattern(r["floor_multiple"], "{:.2f}×"),
+            _pattern(r["achieved_gflops"], "{:.1f}"),
+        )
+    console.print(t)
+    for sentence in record.get("analysis", {}).get("crossovers", []):
+        console.print(sentence, highlight=False)
+
+
+def _pattern(value, pattern: str) -> str:
+    return pattern.format(value) if value is not None and math.isfinite(value) else "—"
+
+
+def _ci_text(row, scale: float) -> str:
+    if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])):
+        return "—"
+    return f"{row['ci_low'] * scale:.2f}–{row['ci_high'] * scale:.2f}"
+
+
+def print_verdicts(found, skipped, reference, dataset) -> None:
+    """``perfsuite check``: each implementation's verdict against the reference's epoch."""
+    t = Table(title=f"equivalence with {REFERENCE} · one epoch · {dataset.label}")
+    for col in ("implementation", "max rel. loss diff (first 100 steps)", "train acc", "acc diff (pp)", "verdict"):
+        t.add_column(col)
+    t.add_row(REFERENCE, "reference", f"{100 * reference.train_accuracy:.2f}%", "", "")
+    for v in found:
+        t.add_row(
+            v.impl,
+            f"{v.max_rel_loss_diff:.2e}",
+            f"{100 * v.train_accuracy:.2f}%",
+            f"{v.accuracy_diff_pp:.3f}",
+            "[green]same[/green]" if v.ok else f"[red]differs[/red]: {v.problem}",
+        )
+    for name, reason in skipped.items():
+        t.add_row(name, "", "", "", f"skipped: {reason}")
+    make_console().print(t)
+
+
+def print_impls(rows: list) -> None:
+    """``perfsuite list``: ``(name, available, description or reason, entry point)`` per implementation."""
+    t = Table(title="implementations (entry-point group perfsuite.impls)")
+    for col in ("name", "available", "description / reason", "entry point"):
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    make_console().print(t)
