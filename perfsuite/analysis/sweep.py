@@ -21,44 +21,20 @@ per-batch bookkeeping), ``b`` the cost per sample. Below the crossover
 ``a / b`` the fixed per-step overhead costs more than the per-sample work.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from perfsuite.analysis import stats
-from perfsuite.core.errors import UsageError
 from perfsuite.core.workload import Workload
-from perfsuite.results.reader import ALL_PHASES, load_run
-from perfsuite.results.schema import SWEEP_FILE, SWEEP_SCHEMA_VERSION
+from perfsuite.results.reader import ALL_PHASES, load_run, read_sweep
+from perfsuite.results.schema import SWEEP_FILE
 from perfsuite.results.writer import write_json
 
 QUANTITIES = ("epoch",) + ALL_PHASES
 """What is plotted per sample: the whole epoch and each phase (``other`` included)."""
 TABLE = "sweep.csv"
-
-
-def is_sweep(folder) -> bool:
-    """Whether ``folder`` is a sweep folder (holds ``sweep.json``)."""
-    return (Path(folder) / SWEEP_FILE).is_file()
-
-
-def read_sweep(folder) -> dict:
-    """``sweep.json`` of a sweep folder, checked (one-line :class:`UsageError` otherwise)."""
-    path = Path(folder) / SWEEP_FILE
-    if not path.is_file():
-        raise UsageError(f"{folder}: not a perfsuite sweep folder (no {SWEEP_FILE})")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable or truncated JSON ({exc})") from exc
-    version = record.get("schema_version") if isinstance(record, dict) else None
-    if not isinstance(version, int) or not isinstance(record.get("points"), list) or not record.get("vary"):
-        raise UsageError(f"{path}: not a sweep description (schema_version, vary and points expected)")
-    if version > SWEEP_SCHEMA_VERSION:
-        raise UsageError(f"{path}: sweep schema {version} is newer than this perfsuite reads ({SWEEP_SCHEMA_VERSION})")
-    return record
 
 
 def samples_per_epoch(meta: dict) -> int:

@@ -13,7 +13,6 @@ from perfsuite.analysis import benchjson
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
 from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
-from perfsuite.analysis.sweep import is_sweep
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.core.options import timeout_from, workload_from
@@ -31,7 +30,7 @@ from perfsuite.render.progress import console as make_console
 from perfsuite.render.report import write_report
 from perfsuite.render.sweep_page import write_sweep_page
 from perfsuite.results import writer
-from perfsuite.results.reader import load_run
+from perfsuite.results.reader import is_sweep, load_run
 
 
 def _specs(text) -> list:
@@ -68,14 +67,8 @@ def run(args) -> int:
     terminal.print_table(summary)
     for line in diverged_notes(summary):
         progress.note(line)
-    print(f"results: {folder}")
-    print(f"report: {page.resolve()}")
-    failed = [h for h in handles if h.status == "failed"]
-    if failed:
-        raise RunFailure(
-            "; ".join(f"{h.name} failed: {h.reason}" for h in failed) + f" (results of the others in {folder})"
-        )
-    return 0
+    failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
+    return _finished(folder, page, failures, "results of the others in")
 
 
 def _publish(folder) -> Path:
@@ -107,11 +100,7 @@ def sweep(args) -> int:
     failures = sweep_driver.run_sweep(folder, plan, args, progress)
     page = write_sweep_page(folder)
     terminal.print_sweep(folder)
-    print(f"results: {folder}")
-    print(f"report: {page.resolve()}")
-    if failures:
-        raise RunFailure("; ".join(failures) + f" (results of the others in {folder})")
-    return 0
+    return _finished(folder, page, failures, "results of the others in")
 
 
 def check(args) -> int:
@@ -220,7 +209,7 @@ def flame(args) -> int:
     page = run.finish("failed" if failures else "complete")
     if payloads:
         terminal.print_flame_results(payloads)
-    return _profiled(run, page, failures)
+    return _finished(run.folder, page, failures, "what was recorded is kept in")
 
 
 def trace(args) -> int:
@@ -234,14 +223,15 @@ def trace(args) -> int:
     page = run.finish("failed" if failures else "complete")
     for name, result in found.items():
         terminal.print_top_ops(name, result)
-    return _profiled(run, page, failures)
+    return _finished(run.folder, page, failures, "what was recorded is kept in")
 
 
-def _profiled(run: ProfileRun, page: Path, failures: list) -> int:
-    print(f"results: {run.folder}")
+def _finished(folder: Path, page: Path, failures: list, kept: str) -> int:
+    """Name the results and the report; then raise the failures as one line saying where the rest is ``kept``."""
+    print(f"results: {folder}")
     print(f"report: {page.resolve()}")
     if failures:
-        raise RunFailure("; ".join(failures) + f" (what was recorded is kept in {run.folder})")
+        raise RunFailure("; ".join(failures) + f" ({kept} {folder})")
     return 0
 
 

@@ -13,9 +13,10 @@ from rich.table import Table
 from perfsuite.analysis import ranks
 from perfsuite.analysis.check import REFERENCE
 from perfsuite.analysis.roofline import describe as describe_roofline
-from perfsuite.analysis.sweep import read_sweep, sweep_frame
+from perfsuite.analysis.sweep import sweep_frame
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.render.progress import console as make_console
+from perfsuite.results.reader import read_sweep
 
 SHOWN_PER_PHASE = 3
 """Operators per phase in the terminal's top-operator table (the CSV has them all)."""

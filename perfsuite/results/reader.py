@@ -24,6 +24,8 @@ from perfsuite.results.schema import (
     RANK,
     SCHEMA_VERSION,
     STEPS_COLUMNS,
+    SWEEP_FILE,
+    SWEEP_SCHEMA_VERSION,
     with_rank,
 )
 
@@ -205,6 +207,14 @@ class Run:
         return bool(self.meta.get("dataset", {}).get("synthetic"))
 
 
+def _read_json(path: Path):
+    """The JSON document in ``path`` (one-line :class:`UsageError` when it is unreadable or cut short)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable or truncated JSON ({exc})") from exc
+
+
 def read_meta(folder) -> dict:
     """Read and check ``meta.json`` of a run folder."""
     folder = Path(folder)
@@ -213,10 +223,7 @@ def read_meta(folder) -> dict:
         raise UsageError(f"{folder}: no such run folder")
     if not path.is_file():
         raise UsageError(f"{folder}: not a perfsuite run folder (no meta.json)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable or truncated JSON ({exc})") from exc
+    meta = _read_json(path)
     version = meta.get("schema_version") if isinstance(meta, dict) else None
     if not isinstance(version, int):
         raise UsageError(f"{path}: has no schema_version")
@@ -245,3 +252,22 @@ def load_run(folder) -> Run:
     folder = Path(folder)
     meta = read_meta(folder)
     return Run(folder, meta, read_table(folder, "epochs.csv"))
+
+
+def is_sweep(folder) -> bool:
+    """Whether ``folder`` is a sweep folder (holds ``sweep.json``)."""
+    return (Path(folder) / SWEEP_FILE).is_file()
+
+
+def read_sweep(folder) -> dict:
+    """``sweep.json`` of a sweep folder, checked (one-line :class:`UsageError` otherwise)."""
+    path = Path(folder) / SWEEP_FILE
+    if not path.is_file():
+        raise UsageError(f"{folder}: not a perfsuite sweep folder (no {SWEEP_FILE})")
+    record = _read_json(path)
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if not isinstance(version, int) or not isinstance(record.get("points"), list) or not record.get("vary"):
+        raise UsageError(f"{path}: not a sweep description (schema_version, vary and points expected)")
+    if version > SWEEP_SCHEMA_VERSION:
+        raise UsageError(f"{path}: sweep schema {version} is newer than this perfsuite reads ({SWEEP_SCHEMA_VERSION})")
+    return record
