@@ -6,14 +6,13 @@ import pytest
 
 from perfsuite.analysis import speedups as analysis
 from perfsuite.core.errors import UsageError
-from perfsuite.results import reader as rundata
-from perfsuite.results.reader import ALL_PHASES
+from perfsuite.results.reader import ALL_PHASES, load_run
 from tests.fakerun import FAST, SLOW, make_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return rundata.load_run(make_run(tmp_path_factory.mktemp("run") / "r", rounds=2, epochs=4, steps=40, noise=0.02))
+    return load_run(make_run(tmp_path_factory.mktemp("run") / "r", rounds=2, epochs=4, steps=40, noise=0.02))
 
 
 def test_measured_epochs_exclude_warmup(run):
@@ -64,14 +63,14 @@ def test_baseline_option(run):
 
 
 def test_default_baseline_falls_back_to_slowest(tmp_path):
-    run = rundata.load_run(make_run(tmp_path / "r", impls={"a": SLOW, "b": FAST}, epochs=2, steps=5))
+    run = load_run(make_run(tmp_path / "r", impls={"a": SLOW, "b": FAST}, epochs=2, steps=5))
     result = analysis.analyse(run)
     assert result.baseline == "a"
     assert "idiomatic has no measured epochs" in result.notes[0]
 
 
 def test_tiny_runs_say_so(tmp_path):
-    run = rundata.load_run(make_run(tmp_path / "r", epochs=1, steps=5))
+    run = load_run(make_run(tmp_path / "r", epochs=1, steps=5))
     result = analysis.analyse(run)
     s = result.impls["store"]
     assert s.epoch.n == 1 and not s.epoch.has_interval
@@ -80,15 +79,15 @@ def test_tiny_runs_say_so(tmp_path):
 
 
 def test_single_implementation(tmp_path):
-    run = rundata.load_run(make_run(tmp_path / "r", impls={"store": FAST}, epochs=2, steps=5))
+    run = load_run(make_run(tmp_path / "r", impls={"store": FAST}, epochs=2, steps=5))
     result = analysis.analyse(run)
     assert "ran alone" in analysis.headline(result)
 
 
 def test_noise_flags(tmp_path):
-    noisy = analysis.analyse(rundata.load_run(make_run(tmp_path / "n", epochs=6, steps=3, noise=0.6))).noisy
+    noisy = analysis.analyse(load_run(make_run(tmp_path / "n", epochs=6, steps=3, noise=0.6))).noisy
     assert noisy and all(rel > 0.1 for _, _, rel in noisy)
-    quiet = analysis.analyse(rundata.load_run(make_run(tmp_path / "q", epochs=6, steps=3, noise=0.001))).noisy
+    quiet = analysis.analyse(load_run(make_run(tmp_path / "q", epochs=6, steps=3, noise=0.001))).noisy
     assert quiet == []
 
 
@@ -103,7 +102,7 @@ def test_to_dict_is_json_ready(run):
 
 def test_headline_admits_an_interval_that_includes_one(tmp_path):
     same = {"batching": 0.001, "forward": 0.001, "loss": 0.001, "backward": 0.001, "step": 0.001}
-    run = rundata.load_run(
+    run = load_run(
         make_run(tmp_path / "r", impls={"idiomatic": same, "twin": same}, epochs=6, steps=5, noise=0.3, seed=3)
     )
     text = analysis.headline(analysis.analyse(run))

@@ -7,7 +7,7 @@ import pytest
 from perfsuite import cli
 from perfsuite.analysis import compare
 from perfsuite.core.errors import UsageError
-from perfsuite.results import reader as rundata
+from perfsuite.results.reader import load_run
 from tests.fakerun import make_run, scale_phase
 
 
@@ -32,7 +32,7 @@ def test_scaled_step_exits_one_and_names_it(base, tmp_path, capsys):
 
 def test_scaled_step_rows(base, tmp_path):
     slower = scale_phase(base, tmp_path / "slower", "store", "step", 1.3)
-    rows, _ = compare.compare_runs(rundata.load_run(base), rundata.load_run(slower))
+    rows, _ = compare.compare_runs(load_run(base), load_run(slower))
     verdicts = {(r.impl, r.quantity): r for r in rows}
     hit = verdicts[("store", "step")]
     assert hit.verdict == "slower" and hit.ratio == pytest.approx(1.3)
@@ -44,7 +44,7 @@ def test_scaled_step_rows(base, tmp_path):
 def test_a_burst_of_load_in_one_epoch_is_not_a_regression(base, tmp_path):
     """All 40 steps of one epoch 40% slower: hundreds of correlated steps, but one epoch of evidence."""
     burst = scale_phase(base, tmp_path / "burst", "store", "batching", 1.4, epoch=2)
-    rows, _ = compare.compare_runs(rundata.load_run(base), rundata.load_run(burst))
+    rows, _ = compare.compare_runs(load_run(base), load_run(burst))
     hit = {(r.impl, r.quantity): r for r in rows}[("store", "batching")]
     assert hit.verdict == "no change" and hit.n_new == 4 and hit.p_value > 0.05
 

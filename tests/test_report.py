@@ -194,3 +194,23 @@ def test_damaged_facts_are_a_one_line_error(tmp_path, capsys):
     assert cli.main(["summary", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "not a JSON object" in err and "Traceback" not in err
+
+
+def test_example_export_has_the_summary_charts_and_table(tmp_path, capsys):
+    folder = make_run(tmp_path / "r", epochs=3, steps=8)
+    assert cli.main(["report", str(folder), "--example", str(tmp_path / "example")]) == 0
+    out = tmp_path / "example"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "phase-stack.png", "speedups.png", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["statistics"]["baseline"] == "idiomatic"
+    text = (out / "README.md").read_text()
+    assert "| store | " in text and "| idiomatic | " in text and "(UTC)" in text
+    assert "![speedups](speedups.png)" in text
+    assert f"example: {(out / 'README.md').resolve()}" in capsys.readouterr().out
+
+
+def test_example_of_a_sweep_folder_is_one_line(tmp_path, capsys):
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({"schema_version": 1, "vary": [{"name": "batch_size"}], "points": []}))
+    assert cli.main(["report", str(sweep), "--example", str(tmp_path / "e")]) == 2
+    assert "--example:" in capsys.readouterr().err

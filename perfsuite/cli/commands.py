@@ -158,6 +158,9 @@ def report(args) -> int:
     Each ``--pytest-benchmark`` file is validated and copied into the run
     folder first (:func:`perfsuite.analysis.benchjson.attach`), where the report finds it.
     """
+    example = getattr(args, "example", None)
+    if example and is_sweep(args.run_dir):
+        raise UsageError(f"--example: {args.run_dir} is a sweep folder; give a run folder")
     for source in getattr(args, "pytest_benchmark", None) or []:
         print(f"pytest-benchmark: {benchjson.attach(args.run_dir, source)}")
     if is_sweep(args.run_dir):
@@ -165,10 +168,8 @@ def report(args) -> int:
     else:
         path = write_report(Path(args.run_dir), args.baseline)
     print(f"report: {path.resolve()}")
-    if getattr(args, "example", None):
-        if is_sweep(args.run_dir):
-            raise UsageError(f"--example: {args.run_dir} is a sweep folder; give a run folder")
-        print(f"example: {write_example(args.run_dir, args.example).resolve()}")
+    if example:
+        print(f"example: {write_example(args.run_dir, example).resolve()}")
     return 0
 
 

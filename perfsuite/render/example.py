@@ -10,6 +10,7 @@ that produced the run. ``perfsuite report RUN_DIR --example DIR`` calls it.
 import shutil
 from pathlib import Path
 
+from perfsuite.analysis.roofline import describe
 from perfsuite.analysis.speedups import Analysis, analyse, format_interval, headline
 from perfsuite.analysis.summary import write_summary
 from perfsuite.core.interface import OTHER, PHASES
@@ -26,7 +27,7 @@ def write_example(run_dir, out) -> Path:
     result = analyse(run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_summary(run, result)
+    summary = write_summary(run, result)
     shutil.copyfile(run.folder / "summary.json", out / "summary.json")
     written = []
     for name, figure in CHARTS.items():
@@ -34,13 +35,15 @@ def write_example(run_dir, out) -> Path:
             charts.save_png(figure(result), out / name)
             written.append(name)
     path = out / "README.md"
-    write_text(path, readme(run, result, written))
+    write_text(path, readme(run, result, summary, written))
     return path
 
 
-def readme(run: Run, result: Analysis, images: list) -> str:
+def readme(run: Run, result: Analysis, summary: dict, images: list) -> str:
     """The example's README: where and when it ran, the headline, the table, the charts."""
     meta = run.meta
+    roof = summary.get("roofline", {})
+    floor = "floor_seconds" in roof
     machine, software = meta.get("machine", {}), meta.get("software", {})
     lines = [
         f"# Example run `{meta.get('run_id')}`",
@@ -53,18 +56,20 @@ def readme(run: Run, result: Analysis, images: list) -> str:
         + (" (uncommitted changes)" if software.get("dirty") else ""),
         f"- data: {run.label}",
         f"- command: `{_command(meta.get('command'))}`",
+        f"- {describe(roof) if roof else 'roofline not measured'}",
         "",
         headline(result),
         "",
         "Median seconds per epoch and per phase over the measured epochs "
         "(95% bootstrap interval of the epoch's median):",
         "",
-        "| implementation | epoch | " + " | ".join(PHASES + (OTHER,)) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in PHASES + (OTHER,)) + " |",
+        "| implementation | epoch | " + " | ".join(PHASES + (OTHER,)) + (" | × floor |" if floor else " |"),
+        "| --- | --- | " + " | ".join("---" for _ in PHASES + (OTHER,)) + (" | --- |" if floor else " |"),
     ]
     for name, s in result.impls.items():
         phases = " | ".join(f"{s.phases[p].median:.3f}" for p in PHASES + (OTHER,))
-        lines.append(f"| {name} | {format_interval(s.epoch, ' s', 3)} | {phases} |")
+        multiple = f" | {s.epoch.median / roof['floor_seconds']:.2f}" if floor else ""
+        lines.append(f"| {name} | {format_interval(s.epoch, ' s', 3)} | {phases}{multiple} |")
     lines += [
         "",
         "Compare implementations within this run; raw seconds from another run or machine are exposed to "

@@ -15,13 +15,11 @@ looked for are documented in :mod:`perfsuite.results.artifacts`.
 
 from pathlib import Path
 
-from perfsuite.analysis import benchjson
-from perfsuite.analysis import speedups as analysis_mod
+from perfsuite.analysis import benchjson, speedups
 from perfsuite.analysis.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
 from perfsuite.analysis.summary import write_summary
 from perfsuite.core.metadata import VERSION
-from perfsuite.render import charts, html, tables
-from perfsuite.render import ddp_section as ddp_report
+from perfsuite.render import charts, ddp_section, html, tables
 from perfsuite.results import artifacts
 from perfsuite.results.reader import Run, load_run
 from perfsuite.results.schema import FILES
@@ -104,7 +102,7 @@ def context(run: Run, result, summary: dict) -> dict:
         "run": run,
         "meta": run.meta,
         "analysis": result,
-        "headline": analysis_mod.headline(result),
+        "headline": speedups.headline(result),
         "charts": _charts(run, result),
         "tables": _tables(run, result, found, facts),
         "artifacts": found,
@@ -116,7 +114,7 @@ def context(run: Run, result, summary: dict) -> dict:
         "noise_threshold": NOISE_THRESHOLD,
         "resamples": RESAMPLES,
         "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
-        "ddp_section": ddp_report.section(summary),
+        "ddp_section": ddp_section.section(summary),
     }
 
 
@@ -128,7 +126,7 @@ def render(run: Run, result, summary: dict) -> str:
 def write_report(folder, baseline=None) -> Path:
     """Analyse a run folder, write its ``summary.json`` (with the statistics) and ``index.html``; the page's path."""
     run = load_run(folder)
-    result = analysis_mod.analyse(run, baseline)
+    result = speedups.analyse(run, baseline)
     summary = write_summary(run, result)
     path = run.folder / REPORT_NAME
     write_text(path, render(run, result, summary))
