@@ -1,6 +1,7 @@
 """Bad input gets one line and the right exit status; faults never lose finished epochs."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,12 +126,13 @@ def test_worker_faults_are_recorded_and_the_rest_finishes(tmp_path, capsys):
         assert f"{name} failed" in err
 
 
-def start_run(out: Path, *extra):
+def start_run(out: Path, *extra, own_group: bool = False):
     return subprocess.Popen(
         [sys.executable, "-m", "perfsuite", "run", "--quiet", *extra, "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=own_group,
     )
 
 
@@ -164,6 +166,33 @@ def test_sigint_keeps_every_finished_epoch(tmp_path):
     assert summary["implementations"]["store"]["measured_epochs"] == len(epochs)
     assert main(["summary", str(out)]) == 0
     assert "report of the finished epochs" in err and "interrupted" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["to-the-parent", "to-the-process-group"])
+def test_sigterm_is_an_interruption(tmp_path, whole_group):
+    """What timeout, CI runners and container stops send: kept epochs, status interrupted, summary, report."""
+    out = tmp_path / "r"
+    proc = start_run(
+        out,
+        *("--impls", "store", "--subset", "0.05", "--epochs", "500", "--warmup", "0", "--threads", "1"),
+        *data_args(),
+        own_group=whole_group,
+    )
+    wait_for_rows(out / "epochs.csv", 2, proc)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "perfsuite: terminated" in err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert meta["implementations"]["store"]["status"] == "interrupted"
+    epochs = pd.read_csv(out / "epochs.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(epochs) >= 2 and summary["implementations"]["store"]["measured_epochs"] == len(epochs)
+    assert "interrupted" in (out / "index.html").read_text()
 
 
 def test_diverging_run_is_flagged_not_crashed(tmp_path, capsys):

@@ -2,10 +2,16 @@
 
 Bad input and failures print one line (``perfsuite: error: …``) and exit
 with status 2 (usage) or 1 (failure); ``--debug`` shows the traceback.
+Ctrl-C (exit 130) and SIGTERM (exit 143, what ``timeout``, CI runners and
+container stops send) end a command the same way: finished epochs are kept,
+the run is marked ``interrupted`` and gets its summary and report.
 """
 
 import argparse
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 from perfsuite.cli import commands
 from perfsuite.core import options
@@ -180,19 +186,42 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it ends as Ctrl-C ends it."""
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """While the block runs (in the main thread), SIGTERM raises :class:`Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args) or 0
+        with terminate_as_interrupt():
+            return args.func(args) or 0
     except PerfsuiteError as exc:
         if args.debug:
             raise
         print(f"perfsuite: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print("perfsuite: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(exc, Terminated)
+        print(f"perfsuite: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)

@@ -1,8 +1,9 @@
 """Child processes of a perfsuite parent: started, answered, explained and stopped in one way.
 
 Every child (a run worker, a profiling worker, the roofline probe) is
-spawned with SIGINT ignored from its first instruction, so Ctrl-C is the
-parent's alone: the parent stops its children and keeps what they measured.
+spawned with SIGINT and SIGTERM ignored from its first instruction, so Ctrl-C
+and a SIGTERM sent to the whole process group are the parent's alone: the
+parent stops its children and keeps what they measured.
 The protocol is a pipe of tuples: the parent sends ``(command, *args)``; the
 child answers ``(command, payload)``, or ``("error", one_line, traceback)``
 and ends. :func:`exit_reason` words why a child that stopped answering is
@@ -30,18 +31,27 @@ class WorkerLost(Exception):
         self.traceback = traceback
 
 
+PARENTS_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a run through its parent: a child ignores them from its start."""
+
+
 def spawn(target, args: tuple, name: str, duplex: bool = True):
-    """Start ``target(child_conn, *args)`` in a spawned process with SIGINT ignored; ``(process, parent_conn)``."""
+    """Start ``target(child_conn, *args)`` in a spawned process ignoring :data:`PARENTS_SIGNALS`.
+
+    Returns ``(process, parent_conn)``. The signals are ignored in the parent
+    while the child starts, so the child inherits that before its first
+    instruction; the parent's own handlers come back at once.
+    """
     mp = multiprocessing.get_context("spawn")
     parent, child = mp.Pipe(duplex=duplex)
     process = mp.Process(target=target, args=(child, *args), name=name, daemon=True)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in PARENTS_SIGNALS} if main_thread else {}
     try:
         process.start()
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     child.close()
     return process, parent
 
@@ -121,7 +131,8 @@ def child_main(conn, start, answer) -> None:
     exception is sent back as ``("error", one_line, traceback)`` and ends
     the worker; a parent that went away ends it quietly.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in PARENTS_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     try:
         began = time.perf_counter()
         state, ready = start()
