@@ -168,3 +168,23 @@ def scale_phase(src, dst, impl, phase, factor, epoch=None):
     epochs.loc[rows, "wall_seconds"] += added
     epochs.to_csv(Path(dst) / "epochs.csv", index=False)
     return Path(dst)
+
+
+def scaled(impls, factor):
+    """``impls`` (names to mean per-step phase seconds) with every phase of every implementation × ``factor``.
+
+    A machine-wide change of speed: with :func:`make_run` and another seed, an A/A pair whose raw seconds
+    differ by ``factor`` while every within-run ratio stays the same.
+    """
+    return {name: {phase: seconds * factor for phase, seconds in means.items()} for name, means in impls.items()}
+
+
+def set_meta(folder, **entries):
+    """Update top-level entries of ``folder``'s meta.json (e.g. ``roofline={"peak_gflops": 200.0}``)."""
+    import json
+
+    path = Path(folder) / "meta.json"
+    meta = json.loads(path.read_text())
+    meta.update(entries)
+    path.write_text(json.dumps(meta))
+    return Path(folder)

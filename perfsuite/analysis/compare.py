@@ -1,48 +1,84 @@
 """``perfsuite compare BASE_DIR NEW_DIR``: did anything get slower between two runs?
 
-For every implementation measured in both runs, and for the epoch and each
-phase, it compares the raw samples of the two runs:
+Raw seconds measured in two runs a minute apart differ by as much as the
+machine drifted in between; ratios of implementations measured side by side
+inside one interleaved run do not. So by default the comparison is
+**calibrated**: each run is reduced to within-run ratios first, and the
+ratios are compared between the runs.
 
-* the epoch, each phase and ``other`` as per-epoch seconds (``epochs.csv``,
-  measured epochs). Epochs are the independent samples: the steps of one
-  epoch share whatever the machine was doing at the time (a burst of load
-  slows many consecutive steps), so treating steps as independent samples
-  makes a transient slow stretch look like a significant regression.
+* ``epoch``, each phase and ``other``: per (round, epoch) pair, the
+  implementation's seconds divided by the reference implementation's
+  (default ``store``) epoch wall time of the same round and epoch (the two
+  ran back to back, so the machine's speed at the time cancels). A phase is
+  not taken as a share of its own epoch: then a phase that got faster would
+  raise every other phase's share and fail the gate.
+* the reference itself is not gated (its ratio to itself is 1); its row
+  reports its raw drift between the runs.
 
-Each row has both medians, the ratio ``new / base`` with a seeded two-sample
-bootstrap 95% interval, the two-sided Mann–Whitney U p-value and a verdict:
-``slower`` (or ``faster``) when the change is significant (p < alpha and the
-interval excludes 1) *and* larger than the threshold; otherwise ``no change``,
-with a note saying why (within threshold, too few samples to ever reach
-alpha, or a phase too small to matter: under 1% of the epoch in both runs).
+``raw=True`` (``--raw``) compares raw per-epoch seconds instead, which are
+exposed to machine drift. Either way epochs are the samples: the steps of one
+epoch share whatever the machine was doing at the time.
 
-Exit status: 1 when any row is ``slower`` (CI gating), 0 otherwise, 2 when an
-input is unusable (not a run folder, a truncated file, a newer schema, no
-implementation in common). Differences of machine, software, workload or
-dataset between the runs are printed as warnings on stderr.
+Each row has both medians, the ratio ``new / base`` of the medians with a
+seeded two-sample bootstrap 95% interval, the two-sided Mann–Whitney U p-value
+and the p-value adjusted for every gated row of the comparison
+(Benjamini–Hochberg, :func:`perfsuite.analysis.stats.adjust_p_values`). The
+threshold is an equivalence margin ``[1/(1+t), 1+t]`` on the ratio, and the
+verdict is one of :data:`VERDICTS` (rules in :func:`verdict`):
+
+* ``slower``: the whole interval is above ``1+t`` and the adjusted p < alpha;
+* ``faster``: the whole interval is below ``1/(1+t)`` and the adjusted p < alpha;
+* ``no change``: the whole interval lies inside the margin;
+* ``inconclusive``: the interval straddles an edge of the margin, or lies
+  beyond it without the adjusted p reaching alpha: more epochs are needed.
+
+A phase under 1% of the epoch in both runs never fails the gate.
+
+Exit status: 1 when any row is ``slower`` (CI gating), 0 otherwise
+(``inconclusive`` rows are listed, they do not fail), 2 when an input is
+unusable (not a run folder, a truncated file, a newer schema, no
+implementation in common, the reference missing from a run). Differences of
+machine, software, workload or dataset, and a machine that drifted between
+the runs (:func:`drift_note`), are printed as warnings on stderr.
 """
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from perfsuite.analysis import stats
 from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import OTHER, PHASES
-from perfsuite.results.reader import Run
+from perfsuite.results.reader import PAIR_KEYS, Run
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05
+DEFAULT_REFERENCE = "store"
 RESAMPLES = 1999
 NEGLIGIBLE_SHARE = 0.01
+PEAK_DRIFT = 0.05
+"""Relative difference of the two runs' matmul peaks above which the drift line names them."""
 QUANTITIES = ("epoch",) + PHASES + (OTHER,)
+CALIBRATED, RAW = "calibrated", "raw"
+VERDICTS = ("slower", "faster", "no change", "inconclusive")
+REFERENCE_VERDICT = "reference"
+"""The verdict word of the reference's raw-drift row in calibrated mode (never gated)."""
 MACHINE_KEYS = ("cpu_model", "logical_cpus", "usable_cpus", "machine", "platform")
 SOFTWARE_KEYS = ("python", "torch", "torchvision", "numpy", "mkl", "mkldnn", "openmp", "cpu_capability", "perfsuite")
 
 
 @dataclass
 class Row:
-    """The comparison of one quantity of one implementation between two runs."""
+    """The comparison of one quantity of one implementation between two runs.
+
+    ``unit`` says what the medians are: ``s`` (raw seconds per epoch) or
+    ``×REF`` (seconds per epoch over the reference's epoch wall time of the
+    same round and epoch). ``p_adjusted`` is the Benjamini–Hochberg
+    adjusted p-value (NaN for a row that is not gated); ``mode`` is
+    ``calibrated`` or ``raw``.
+    """
 
     impl: str
     quantity: str
@@ -57,6 +93,22 @@ class Row:
     p_value: float
     verdict: str
     note: str = ""
+    p_adjusted: float = math.nan
+    mode: str = RAW
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """One quantity of one implementation in both runs, as compared."""
+
+    impl: str
+    quantity: str
+    unit: str
+    mode: str
+    base: np.ndarray
+    new: np.ndarray
+    share: float
+    """The larger of the quantity's median shares of its own epoch in the two runs (1 for the epoch)."""
 
 
 def parse_threshold(text: str) -> float:
@@ -72,49 +124,134 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def _samples(run: Run, impl: str, quantity: str):
-    """``(unit, samples)`` of one quantity: its seconds in each measured epoch."""
-    column = "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
-    return "epoch", run.measured(impl)[column].to_numpy()
+def margin(threshold: float) -> tuple:
+    """The equivalence margin ``(1/(1+t), 1+t)`` of ratios new/base: symmetric on a log scale."""
+    return 1.0 / (1.0 + threshold), 1.0 + threshold
 
 
-def _share(run: Run, impl: str, quantity: str) -> float:
-    rows = run.measured(impl)
+def rules(threshold: float, alpha: float) -> list:
+    """The verdict words and the exit status, one sentence each (terminal table, HTML page)."""
+    low, high = margin(threshold)
+    return [
+        f"slower: the whole 95% interval of new/base is above {high:.3f} and the adjusted p < {alpha:g} "
+        "(fails the gate: exit 1)",
+        f"faster: the whole interval is below {low:.3f} and the adjusted p < {alpha:g}",
+        f"no change: the whole interval lies inside [{low:.3f}, {high:.3f}]",
+        "inconclusive: the interval straddles an edge of that margin, or the adjusted p is not below "
+        f"{alpha:g}: needs more epochs; listed, does not fail the gate",
+        "exit status 1 only when a row is slower, 0 otherwise, 2 for unusable input",
+    ]
+
+
+def _column(quantity: str) -> str:
+    return "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
+
+
+def _raw(run: Run, impl: str, quantity: str) -> np.ndarray:
+    """Seconds of one quantity in each measured epoch."""
+    return run.measured(impl)[_column(quantity)].to_numpy(dtype=float)
+
+
+def _calibrated(run: Run, impl: str, quantity: str, reference: str) -> np.ndarray:
+    """Within-run ratios: seconds of one quantity over the reference's epoch of the same (round, epoch)."""
+    column = _column(quantity)
+    ref = run.measured(reference)[[*PAIR_KEYS, "wall_seconds"]].rename(columns={"wall_seconds": "reference"})
+    paired = run.measured(impl)[[*PAIR_KEYS, column]].merge(ref, on=PAIR_KEYS)
+    return (paired[column] / paired["reference"]).to_numpy(dtype=float)
+
+
+def _raw_share(run: Run, impl: str, quantity: str) -> float:
     if quantity == "epoch":
         return 1.0
-    epoch = stats.median(rows["wall_seconds"])
-    return stats.median(rows[f"{quantity}_seconds"]) / epoch if epoch > 0 else math.nan
+    epoch = stats.median(_raw(run, impl, "epoch"))
+    return stats.median(_raw(run, impl, quantity)) / epoch if epoch > 0 else math.nan
+
+
+def _samples(base: Run, new: Run, impl: str, quantity: str, reference: str, raw: bool) -> _Samples:
+    """The samples of one row: raw seconds, or within-run ratios to ``reference``'s epoch (calibrated)."""
+    share = max(_raw_share(base, impl, quantity), _raw_share(new, impl, quantity))
+    if raw or impl == reference:
+        return _Samples(impl, quantity, "s", RAW, _raw(base, impl, quantity), _raw(new, impl, quantity), share)
+    a, b = _calibrated(base, impl, quantity, reference), _calibrated(new, impl, quantity, reference)
+    return _Samples(impl, quantity, f"×{reference}", CALIBRATED, a, b, share)
 
 
 def verdict(ratio: float, low: float, high: float, p: float, threshold: float, alpha: float) -> tuple:
-    """``(verdict, note)`` of one comparison from its ratio, interval and p-value."""
-    if not math.isfinite(ratio):
-        return "no change", "no ratio (empty or zero sample)"
-    significant = math.isfinite(p) and p < alpha and math.isfinite(low) and (low > 1 or high < 1)
-    if not significant:
-        return "no change", ""
-    if ratio > 1 + threshold:
-        return "slower", ""
-    if ratio < 1 - threshold:
-        return "faster", ""
-    return "no change", f"significant but within ±{threshold:.0%}"
+    """``(verdict, note)`` of one comparison from its ratio, interval and adjusted p-value.
+
+    ``slower`` / ``faster`` need the whole interval beyond the margin
+    (:func:`margin`) *and* ``p < alpha``; ``no change`` needs the whole
+    interval inside it; anything else is ``inconclusive``.
+    """
+    if not (math.isfinite(ratio) and math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive", "no interval (under 2 epochs in a run, or a zero median): more epochs needed"
+    edge_low, edge_high = margin(threshold)
+    if edge_low <= low and high <= edge_high:
+        significant = math.isfinite(p) and p < alpha
+        return "no change", ("significant, but inside the margin" if significant else "")
+    beyond = "slower" if low > edge_high else "faster" if high < edge_low else ""
+    if not beyond:
+        return "inconclusive", "the interval straddles an edge of the margin: more epochs needed"
+    if math.isfinite(p) and p < alpha:
+        return beyond, ""
+    return "inconclusive", f"{beyond} beyond the margin, but adjusted p {p:.2g} ≥ {alpha:g}: more epochs needed"
+
+
+def _measure(s: _Samples, seed: int) -> Row:
+    """Medians, ratio with its interval and the raw p-value of one quantity (verdict decided later)."""
+    ratio, low, high = stats.ratio_of_medians(s.base, s.new, seed, n_resamples=RESAMPLES)
+    return Row(
+        s.impl,
+        s.quantity,
+        s.unit,
+        len(s.base),
+        len(s.new),
+        stats.median(s.base),
+        stats.median(s.new),
+        ratio,
+        low,
+        high,
+        stats.mann_whitney(s.base, s.new),
+        verdict="",
+        mode=s.mode,
+    )
+
+
+def _decide(row: Row, threshold: float, alpha: float) -> Row:
+    """``row`` with its verdict and note, from its adjusted p-value."""
+    word, note = verdict(row.ratio, row.low, row.high, row.p_adjusted, threshold, alpha)
+    best = stats.min_p_value(row.n_base, row.n_new)
+    edge_low, edge_high = margin(threshold)
+    if word == "inconclusive" and (row.low > edge_high or row.high < edge_low) and math.isfinite(best):
+        note += f" ({row.n_base} vs {row.n_new} epochs reach p {best:.2g} at best)"
+    return replace(row, verdict=word, note=note)
+
+
+def _ungated(row: Row, reference: bool) -> Row:
+    """A row that cannot fail the gate: the reference's raw drift (calibrated mode) or a negligible phase."""
+    if reference:
+        return replace(row, verdict=REFERENCE_VERDICT, note="raw drift of the reference; not gated")
+    return replace(row, verdict="no change", note=f"under {NEGLIGIBLE_SHARE:.0%} of the epoch in both runs; not gated")
 
 
 def compare_quantity(
-    base: Run, new: Run, impl: str, quantity: str, threshold: float, alpha: float, seed: int = stats.SEED
+    base: Run,
+    new: Run,
+    impl: str,
+    quantity: str,
+    threshold: float,
+    alpha: float,
+    seed: int = stats.SEED,
+    *,
+    reference: str = DEFAULT_REFERENCE,
+    raw: bool = False,
 ) -> Row:
-    """Compare one quantity of one implementation between two runs."""
-    unit, a = _samples(base, impl, quantity)
-    _, b = _samples(new, impl, quantity)
-    ratio, low, high = stats.ratio_of_medians(a, b, seed, n_resamples=RESAMPLES)
-    p = stats.mann_whitney(a, b)
-    word, note = verdict(ratio, low, high, p, threshold, alpha)
-    best = stats.min_p_value(len(a), len(b))
-    if word == "no change" and not note and best >= alpha:
-        note = f"too few samples for significance ({len(a)} vs {len(b)}: best p {best:.2g})"
-    if word != "no change" and max(_share(base, impl, quantity), _share(new, impl, quantity)) < NEGLIGIBLE_SHARE:
-        word, note = "no change", f"{word} but negligible (<{NEGLIGIBLE_SHARE:.0%} of the epoch)"
-    return Row(impl, quantity, unit, len(a), len(b), stats.median(a), stats.median(b), ratio, low, high, p, word, note)
+    """Compare one quantity of one implementation between two runs, on its own (its p is not adjusted)."""
+    s = _samples(base, new, impl, quantity, reference, raw)
+    row = _measure(s, seed)
+    if s.share < NEGLIGIBLE_SHARE:
+        return _ungated(row, reference=False)
+    return _decide(replace(row, p_adjusted=row.p_value), threshold, alpha)
 
 
 def metadata_warnings(base: Run, new: Run) -> list:
@@ -132,18 +269,121 @@ def metadata_warnings(base: Run, new: Run) -> list:
     return found
 
 
+def _require_reference(base: Run, new: Run, reference: str) -> None:
+    """A one-line usage error when ``reference`` has no measured epochs in a run."""
+    missing = [str(r.folder) for r in (base, new) if reference not in r.measured_impls]
+    if missing:
+        raise UsageError(
+            f"{' and '.join(missing)}: no measured epochs of the reference implementation {reference!r}; "
+            "choose one measured in both runs with --reference NAME, or compare raw seconds with --raw"
+        )
+
+
+def _peak(run: Run):
+    """The run's measured matmul peak in GFLOP/s, or None when it has none."""
+    value = (run.meta.get("roofline") or {}).get("peak_gflops")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
+
+
+def _outside(value: float, estimate: stats.Estimate) -> bool:
+    return estimate.has_interval and not estimate.ci_low <= value <= estimate.ci_high
+
+
+def drift_note(base: Run, new: Run, reference: str, raw: bool = False, seed: int = stats.SEED) -> str:
+    """One sentence when the machine drifted between the runs, else ``""``.
+
+    Drift is the reference's median epoch (raw seconds) lying outside the
+    other run's 95% interval of it, or the runs' matmul peaks
+    (``meta["roofline"]["peak_gflops"]``) differing by more than :data:`PEAK_DRIFT`.
+    """
+    parts = []
+    if reference in base.measured_impls and reference in new.measured_impls:
+        a = stats.describe(_raw(base, reference, "epoch"), seed, n_resamples=RESAMPLES)
+        b = stats.describe(_raw(new, reference, "epoch"), seed, n_resamples=RESAMPLES)
+        if a.median > 0 and (_outside(a.median, b) or _outside(b.median, a)):
+            parts.append(f"{reference}'s median epoch moved ×{b.median / a.median:.2f} (outside its 95% interval)")
+    peaks = _peak(base), _peak(new)
+    if None not in peaks and max(peaks) / min(peaks) > 1 + PEAK_DRIFT:
+        parts.append(f"the matmul peak {peaks[0]:.0f} → {peaks[1]:.0f} GFLOP/s")
+    if not parts:
+        return ""
+    used = "raw seconds are compared, so the rows include it" if raw else "calibrated ratios are used"
+    return f"the machine drifted between the runs: {' and '.join(parts)}; {used}"
+
+
+def raw_note(reference: str) -> str:
+    """The one line ``--raw`` prints: raw seconds across runs measure the machine as well as the code."""
+    return (
+        "raw seconds across runs are exposed to machine drift: a slower or faster machine moves every row alike "
+        f"(without --raw, ratios to {reference} within each run are compared)"
+    )
+
+
+def epochs_needed(tests: int, alpha: float, limit: int = 100) -> int:
+    """The fewest epochs per run with which one row alone among ``tests`` gated rows can reach adjusted p < alpha."""
+    return next((n for n in range(2, limit) if stats.min_p_value(n, n) * tests < alpha), limit)
+
+
+def power_note(rows: list, alpha: float) -> str:
+    """A warning when too few epochs were measured for a lone slowdown to pass the correction, else ``""``."""
+    gated = [r for r in rows if math.isfinite(r.p_adjusted)]
+    if not gated:
+        return ""
+    n_base, n_new = min(r.n_base for r in gated), min(r.n_new for r in gated)
+    if stats.min_p_value(n_base, n_new) * len(gated) < alpha:
+        return ""
+    return (
+        f"with {n_base} vs {n_new} epochs and {len(gated)} gated rows, a slowdown of one row alone cannot reach "
+        f"adjusted p < {alpha:g} (it shows as inconclusive); measure {epochs_needed(len(gated), alpha)} or more "
+        "epochs per run"
+    )
+
+
 def compare_runs(
-    base: Run, new: Run, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, seed: int = stats.SEED
+    base: Run,
+    new: Run,
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = stats.SEED,
+    *,
+    reference: str = DEFAULT_REFERENCE,
+    raw: bool = False,
 ) -> tuple:
-    """``(rows, notes)``: every quantity of every implementation measured in both runs."""
+    """``(rows, notes)``: every quantity of every implementation measured in both runs.
+
+    Calibrated (default): within-run ratios to ``reference``, which must be
+    measured in both runs; the reference gets one ungated row of its raw
+    epoch drift. ``raw``: raw seconds. The p-values of the rows that can
+    fail the gate (all but the reference's and phases under 1% of the epoch
+    in both runs) are adjusted together (Benjamini–Hochberg) before the verdicts. ``notes``
+    are warnings: implementations measured in one run only, the drift line
+    (:func:`drift_note`), with ``raw`` :func:`raw_note`, and :func:`power_note`.
+    """
     common = [n for n in base.measured_impls if n in new.measured_impls]
     if not common:
         raise UsageError(f"no implementation has measured epochs in both {base.folder} and {new.folder}")
+    if not raw:
+        _require_reference(base, new, reference)
     notes = [
         f"{n}: measured only in {r.folder}"
         for r, other in ((base, new), (new, base))
         for n in r.measured_impls
         if n not in other.measured_impls
     ]
-    rows = [compare_quantity(base, new, impl, q, threshold, alpha, seed) for impl in common for q in QUANTITIES]
+    samples = [
+        _samples(base, new, impl, q, reference, raw)
+        for impl in common
+        for q in QUANTITIES
+        if raw or impl != reference or q == "epoch"
+    ]
+    rows = [_measure(s, seed) for s in samples]
+    refs = [not raw and s.impl == reference for s in samples]
+    gated = [not (ref or s.share < NEGLIGIBLE_SHARE) for s, ref in zip(samples, refs, strict=True)]
+    adjusted = iter(stats.adjust_p_values([r.p_value for r, g in zip(rows, gated, strict=True) if g]))
+    rows = [
+        _decide(replace(r, p_adjusted=next(adjusted)), threshold, alpha) if g else _ungated(r, ref)
+        for r, g, ref in zip(rows, gated, refs, strict=True)
+    ]
+    extra = (drift_note(base, new, reference, raw, seed), raw and raw_note(reference), power_note(rows, alpha))
+    notes += [n for n in extra if n]
     return rows, notes

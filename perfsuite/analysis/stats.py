@@ -14,6 +14,7 @@ plain numbers, so the same code serves the report, ``summary.json`` and
 * :func:`ratio_of_medians` — ``median(new) / median(old)`` of two
   independent samples with a two-sample bootstrap interval (between runs).
 * :func:`mann_whitney` — two-sided Mann–Whitney U p-value.
+* :func:`adjust_p_values` — Benjamini–Hochberg adjusted p-values of many tests.
 
 Tiny samples are handled, not hidden: one sample has no interval (NaN), two
 samples give an interval that is just their range, and identical samples a
@@ -240,3 +241,20 @@ def mean_interval(samples, seed: int = SEED, confidence: float = CONFIDENCE, n_r
         rng=np.random.default_rng(seed),
     )
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def adjust_p_values(p_values) -> list:
+    """Benjamini–Hochberg adjusted p-values (``scipy.stats.false_discovery_control``), in the given order.
+
+    NaN p-values (an empty sample) stay NaN and do not count among the tests.
+    Compare each adjusted value with alpha: that controls the expected share
+    of false discoveries among the rejected hypotheses at alpha (for
+    independent or positively dependent tests), and the chance of any false
+    rejection when every null hypothesis is true.
+    """
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    out = np.full(p.shape, math.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = _stats.false_discovery_control(p[finite], method="bh")
+    return [float(v) for v in out]

@@ -15,7 +15,7 @@ from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_th
 from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
-from perfsuite.core.options import timeout_from, workload_from
+from perfsuite.core.options import sampling_from, timeout_from, workload_from
 from perfsuite.measure import sweep as sweep_driver
 from perfsuite.measure.measurement import measure
 from perfsuite.measure.runner import Runner
@@ -52,19 +52,30 @@ def _prepare(args, **workload_overrides):
 def run(args) -> int:
     """``perfsuite run``: measure, append every epoch to disk, summarise, report."""
     workload, dataset, impls, progress, timeout = _prepare(args)
+    sampling = sampling_from(args, workload)
     folder = writer.create_run_dir(args.out, args.reports)
     started = (lambda: writer.point_latest(folder)) if args.out is None else None
     try:
         _, handles = measure(
-            folder, workload, dataset, impls, progress, timeout, with_roofline=not args.no_roofline, on_started=started
+            folder,
+            workload,
+            dataset,
+            impls,
+            progress,
+            timeout,
+            with_roofline=not args.no_roofline,
+            on_started=started,
+            sampling=sampling,
         )
     except KeyboardInterrupt:
         progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
         _report_of_interrupted(folder, progress)
         raise
     page = _publish(folder)
-    summary = summarize(load_run(folder))
+    measured = load_run(folder)
+    summary = summarize(measured)
     terminal.print_table(summary)
+    terminal.print_sampling(measured.meta.get("sampling"))
     for line in diverged_notes(summary):
         progress.note(line)
     failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
@@ -174,27 +185,35 @@ def report(args) -> int:
 
 
 def compare(args) -> int:
-    """``perfsuite compare BASE_DIR NEW_DIR [--threshold 5%] [--alpha A] [--html FILE]``."""
+    """``perfsuite compare BASE_DIR NEW_DIR [--reference NAME | --raw] [--threshold 5%] [--alpha A] [--html FILE]``.
+
+    Exit 1 only when a row is ``slower``; ``inconclusive`` rows are listed and do not fail.
+    """
     threshold = parse_threshold(args.threshold)
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha:g}: must be in (0, 1)")
     base, new = load_run(args.base_dir), load_run(args.new_dir)
-    rows, notes = compare_runs(base, new, threshold, args.alpha)
+    rows, notes = compare_runs(base, new, threshold, args.alpha, reference=args.reference, raw=args.raw)
     warnings = metadata_warnings(base, new) + notes
     for text in warnings:
         print(f"perfsuite: warning: {text}", file=sys.stderr)
-    title = f"{new.folder} vs {base.folder} · threshold {threshold:.0%} · alpha {args.alpha:g}"
-    make_console().print(terminal.compare_table(rows, title))
+    mode = "raw seconds" if args.raw else f"calibrated: ratios to {args.reference} within each run"
+    title = f"{new.folder} vs {base.folder} · {mode} · margin ±{threshold * 100:g}% · alpha {args.alpha:g}"
+    make_console().print(terminal.compare_table(rows, title, threshold, args.alpha))
     if args.html:
-        write_compare_page(Path(args.html), rows, warnings, base, new, threshold)
+        write_compare_page(Path(args.html), rows, warnings, base, new, threshold, alpha=args.alpha, mode=mode)
         print(f"comparison: {Path(args.html).resolve()}")
+    inconclusive = [f"{r.impl} {r.quantity}" for r in rows if r.verdict == "inconclusive"]
+    if inconclusive:
+        print(f"inconclusive, needs more epochs (does not fail the gate): {', '.join(inconclusive)}")
     slower = [r for r in rows if r.verdict == "slower"]
     if slower:
         raise RunFailure(
             "significant slowdown beyond "
             + f"{threshold:.0%}: "
             + "; ".join(
-                f"{r.impl} {r.quantity} ×{r.ratio:.3f} (95% CI {r.low:.3f}–{r.high:.3f}, p={r.p_value:.2g})"
+                f"{r.impl} {r.quantity} ×{r.ratio:.3f} (95% CI {r.low:.3f}–{r.high:.3f}, "
+                f"p={r.p_value:.2g}, adjusted {r.p_adjusted:.2g})"
                 for r in slower
             )
         )

@@ -66,6 +66,7 @@ def build_parser() -> ArgumentParser:
     run = sub.add_parser("run", help="measure implementations phase by phase and write a run folder")
     options.impls_option(run, "implementations to run (default: every registered one)")
     options.workload_options(run)
+    options.precision_options(run)
     options.data_options(run)
     _measurement_output(
         run,
@@ -134,12 +135,34 @@ def build_parser() -> ArgumentParser:
     )
     rep.set_defaults(func=commands.report)
 
-    cmp = sub.add_parser("compare", help="compare two run folders; exit 1 on a significant slowdown")
-    cmp.add_argument("base_dir", help="the reference run folder")
+    cmp = sub.add_parser(
+        "compare",
+        help="compare two run folders by within-run ratios to a reference; exit 1 on a significant slowdown",
+    )
+    cmp.add_argument("base_dir", help="the run folder to compare against")
     cmp.add_argument("new_dir", help="the run folder to check against it")
-    cmp.add_argument("--threshold", default="5%", help="slowdown that fails, e.g. 5%% (default) or 0.05")
     cmp.add_argument(
-        "--alpha", type=float, default=0.05, help="significance level of the Mann-Whitney test (default 0.05)"
+        "--reference",
+        default="store",
+        metavar="NAME",
+        help="implementation measured in both runs that the others are divided by, epoch by epoch, "
+        "within each run (default store); it is reported, not gated",
+    )
+    cmp.add_argument(
+        "--raw", action="store_true", help="compare raw seconds across the runs instead (exposed to machine drift)"
+    )
+    cmp.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="T",
+        help="equivalence margin, e.g. 5%% (default) or 0.05: 'slower' needs the whole 95%% interval of "
+        "new/base above 1+T, 'faster' below 1/(1+T), 'no change' inside; otherwise 'inconclusive'",
+    )
+    cmp.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the Mann-Whitney p-values after Benjamini-Hochberg adjustment (default 0.05)",
     )
     cmp.add_argument("--html", default=None, metavar="FILE", help="also write an HTML view of the comparison")
     cmp.set_defaults(func=commands.compare)

@@ -3,13 +3,14 @@
 The parser (:mod:`perfsuite.cli.main`), the torchrun rank entry and the
 profiling commands add the same groups with these functions, as
 pytest-benchmark's ``plugin.add_global_options`` is used by its ``cli``;
-:func:`workload_from` and :func:`timeout_from` turn parsed options into the
-validated objects the layers below take.
+:func:`workload_from`, :func:`timeout_from` and :func:`sampling_from` turn
+parsed options into the validated objects the layers below take.
 """
 
 import argparse
 
 from perfsuite.core.errors import UsageError
+from perfsuite.core.sampling import DEFAULT_MAX_EPOCHS, SamplingTarget, sampling_target
 from perfsuite.core.workload import Workload, default_threads
 
 DEFAULT_TIMEOUT = 900.0
@@ -85,6 +86,46 @@ def impls_option(parser: argparse.ArgumentParser, help_text: str) -> None:
         "--impls",
         default=None,
         help=help_text + "; names, package.module:Class or path/to/file.py:Class, comma-separated",
+    )
+
+
+def precision_options(parser: argparse.ArgumentParser) -> None:
+    """Add the adaptive sampling group: ``--precision``, ``--budget``, ``--max-epochs`` (see :func:`sampling_from`)."""
+    g = parser.add_argument_group(
+        "adaptive sampling (off without --precision: then every implementation gets --epochs per round)"
+    )
+    g.add_argument(
+        "--precision",
+        default=None,
+        metavar="FRACTION",
+        help="keep measuring until every implementation's 95%% interval (its paired speedup over the baseline; "
+        "the baseline's median epoch) has a half-width under this fraction of its value, e.g. 0.03 or 3%%; "
+        "--epochs x --repeats is the minimum of measured epochs",
+    )
+    g.add_argument(
+        "--budget",
+        default=None,
+        metavar="DURATION",
+        help="measure for at most this long (no pass of epochs starts that would end beyond it), counted from "
+        "the first measured epoch; worker start-up and the first round's set-up and warm-up come on top: "
+        "120, 120s or 2m (default: no limit)",
+    )
+    g.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"most measured epochs per implementation (default {DEFAULT_MAX_EPOCHS})",
+    )
+
+
+def sampling_from(args, workload: Workload) -> SamplingTarget | None:
+    """The adaptive sampling target the options ask for (validated), or ``None`` for a fixed number of epochs."""
+    return sampling_target(
+        getattr(args, "precision", None),
+        getattr(args, "budget", None),
+        getattr(args, "max_epochs", None),
+        workload.epochs * workload.repeats,
     )
 
 

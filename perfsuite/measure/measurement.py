@@ -7,8 +7,10 @@ per point), so both record a run the same way.
 from pathlib import Path
 
 from perfsuite.core import metadata
+from perfsuite.core.errors import UsageError
 from perfsuite.measure import probes
 from perfsuite.measure.runner import Runner
+from perfsuite.measure.sampling import plan_for
 from perfsuite.results import writer
 
 
@@ -22,6 +24,7 @@ def measure(
     with_roofline: bool = True,
     extra_meta: dict = None,
     on_started=None,
+    sampling=None,
 ) -> tuple:
     """Run ``impls`` interleaved into the existing, empty run ``folder``.
 
@@ -32,6 +35,12 @@ def measure(
     Whatever happens (a failure, Ctrl-C), the files are closed and the final
     status is written before the exception, if any, goes on. Returns ``(status, handles)``;
     the caller writes ``summary.json`` (:func:`perfsuite.analysis.summary.write_summary`).
+
+    With a ``sampling`` target (:class:`~perfsuite.core.sampling.SamplingTarget`)
+    the run samples adaptively and ``meta.json`` records the plan's
+    ``sampling`` record; a budget that cannot hold one measured epoch of each
+    implementation raises :class:`~perfsuite.core.errors.UsageError` once
+    the files are written.
     """
     out = writer.ResultsWriter(folder)
     meta = {
@@ -47,12 +56,22 @@ def measure(
 
     def save_meta(status=None):
         meta["implementations"] = {h.name: h.summary() for h in runner.handles}
+        if plan.adaptive:
+            meta["sampling"] = plan.to_dict({h.name: h.status for h in runner.handles})
         if status:
             meta["status"] = status
         out.write_meta(meta)
 
+    plan = plan_for(workload, sampling)
     runner = Runner(
-        workload, dataset, impls, sink=out.append_epoch, progress=progress, timeout=timeout, on_change=save_meta
+        workload,
+        dataset,
+        impls,
+        sink=out.append_epoch,
+        progress=progress,
+        timeout=timeout,
+        on_change=save_meta,
+        plan=plan,
     )
     save_meta()
     if on_started:
@@ -61,9 +80,13 @@ def measure(
     try:
         handles = runner.run()
         status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
+        if plan.refusal:
+            status = "failed"
         if with_roofline and status == "complete" and "floor_seconds" in meta["roofline"]:
             meta["roofline"] = probes.for_run(workload, dataset, timeout, progress, earlier=meta["roofline"])
     finally:
         out.close()
         save_meta(status)
+    if plan.refusal:
+        raise UsageError(f"{plan.refusal} (the epochs measured are kept in {folder})")
     return status, handles

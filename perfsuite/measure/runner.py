@@ -5,7 +5,10 @@ parameters; then epoch 0 of A, B, C, epoch 1 of A, B, C, … so that drift of
 the machine hits all of them alike. Only one worker computes at a time. Each
 finished epoch is handed to a ``sink`` (the results writer appends it to
 disk) before the next one starts. A worker that fails, dies or hangs is
-recorded as failed with its reason and the others go on.
+recorded as failed with its reason and the others go on. How many epochs
+each round has, and which implementations each pass measures, is the
+plan's decision (:mod:`perfsuite.measure.sampling`: fixed, or adaptive
+with ``--precision``), taken between passes.
 """
 
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from perfsuite.core.registry import ImplSpec
 from perfsuite.measure.ddp_launch import TorchrunHandle
 from perfsuite.measure.handle import WorkerHandle
 from perfsuite.measure.processes import STARTUP_TIMEOUT, WorkerLost
+from perfsuite.measure.sampling import FixedPlan
 
 
 def handle_for(spec: ImplSpec, workload, timeout: float = DEFAULT_TIMEOUT) -> WorkerHandle:
@@ -36,6 +40,7 @@ class Runner:
         progress=None,
         timeout: float = DEFAULT_TIMEOUT,
         on_change: Callable[[], None] = None,
+        plan: FixedPlan = None,
     ):
         self.workload = workload
         self.dataset = dataset
@@ -44,6 +49,8 @@ class Runner:
         self.progress = progress
         self.timeout = timeout
         self.on_change = on_change or (lambda: None)
+        self.plan = plan or FixedPlan(workload)
+        self._measuring = []
 
     def run(self) -> list:
         """Run every round; returns the worker handles with their final status."""
@@ -54,7 +61,7 @@ class Runner:
         live = [h for h in self.handles if h.alive]
         wl = self.workload
         if self.progress:
-            self.progress.start(len(live) * wl.repeats * wl.epochs_per_round)
+            self.progress.start(self.plan.total(len(live)))
         interrupted = True
         try:
             for h in live:
@@ -65,6 +72,8 @@ class Runner:
                     h.start_seconds = ready["start_seconds"]
                     h.status = "running"
             for round_ in range(wl.repeats):
+                if self.plan.done:
+                    break
                 self._round(round_)
             for h in self.handles:
                 if h.alive:
@@ -86,20 +95,31 @@ class Runner:
                 h.setups.append(answer)
                 h.info.update(answer["info"])
         self.on_change()
-        for epoch in range(wl.epochs_per_round):
-            for h in self._live():
+        epoch = 0
+        while due := self._due(round_, epoch):
+            for h in due:
                 self._status(
-                    f"{h.name} · round {round_ + 1}/{wl.repeats} · epoch {epoch + 1}/{wl.epochs_per_round}"
-                    + (" (warm-up)" if epoch < wl.warmup else "")
+                    f"{h.name} · {self.plan.label(round_, epoch)}" + (" (warm-up)" if epoch < wl.warmup else "")
                 )
                 h.send(("epoch", round_, epoch))
                 answer = self._await(h, "epoch", self.timeout)
                 if answer:
-                    for record in h.records(answer):
+                    records = h.records(answer)
+                    for record in records:
                         self.sink(h.name, record)
+                    self.plan.record(h.name, records)
                     h.epochs_done += 1
                     if self.progress:
                         self.progress.advance()
+            epoch += 1
+
+    def _due(self, round_: int, epoch: int) -> list:
+        """The live handles the plan measures in the pass ``(round_, epoch)``; a change of them updates meta.json."""
+        names = self.plan.due(round_, epoch, [h.name for h in self._live()])
+        if names != self._measuring:
+            self._measuring = names
+            self.on_change()
+        return [h for h in self._live() if h.name in names]
 
     def _live(self) -> list:
         return [h for h in self.handles if h.alive]

@@ -26,14 +26,15 @@ class RunProgress:
         self._task = None
         self._start = time.monotonic()
 
-    def start(self, total: int) -> None:
-        """Begin a display of ``total`` epochs."""
+    def start(self, total: int | None) -> None:
+        """Begin a display of ``total`` epochs; with ``None`` (adaptive sampling) a count of epochs done."""
         if not self.live:
             return
+        count = MofNCompleteColumn() if total is not None else TextColumn("{task.completed} epochs")
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            count,
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
@@ -42,7 +43,8 @@ class RunProgress:
         self._task = self._progress.add_task("starting workers", total=total)
 
     def status(self, text: str) -> None:
-        """Say what is happening now (e.g. ``store · round 1/1 · epoch 2/6``)."""
+        """Say what is happening now (e.g. ``store · round 1/1 · epoch 2/6``, or with ``--precision``
+        ``store · round 1/1 · epoch 9 · target ±3.0% · widest ±4.2% (ddp)``)."""
         if self._progress is not None:
             self._progress.update(self._task, description=text)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from perfsuite.analysis import ranks
+from perfsuite.analysis import compare, ranks
 from perfsuite.analysis.check import REFERENCE
 from perfsuite.analysis.roofline import describe as describe_roofline
 from perfsuite.analysis.sweep import sweep_frame
@@ -93,33 +93,42 @@ def _number(value: float, spec: str) -> str:
     return format(value, spec) if math.isfinite(value) else "—"
 
 
-def compare_table(rows: list, title: str) -> Table:
-    """The comparison as a rich table."""
-    t = Table(title=title)
+def _compare_value(value: float, unit: str) -> str:
+    """A compared median in its unit: seconds (``s``) or a ratio to the reference's epoch (``×REF``)."""
+    return _number(value, ".5f" if unit == "s" else ".4f")
+
+
+def compare_table(
+    rows: list, title: str, threshold: float = compare.DEFAULT_THRESHOLD, alpha: float = compare.DEFAULT_ALPHA
+) -> Table:
+    """The comparison as a rich table, with the verdict rules and exit status as its caption."""
+    t = Table(title=title, caption="\n".join(compare.rules(threshold, alpha)), caption_justify="left")
     for col in (
         "implementation",
         "quantity",
         "unit",
         "n base/new",
-        "base median s",
-        "new median s",
+        "base median",
+        "new median",
         "new/base (95% CI)",
         "p",
+        "p adj",
         "verdict",
     ):
-        t.add_column(col, justify="right" if "median" in col or col == "p" else "left")
-    colour = {"slower": "red", "faster": "green", "no change": "default"}
+        t.add_column(col, justify="right" if "median" in col or col.startswith("p") else "left")
+    colour = {"slower": "red", "faster": "green", "no change": "default", "inconclusive": "yellow"}
     for r in rows:
         t.add_row(
             r.impl,
             r.quantity,
             r.unit,
             f"{r.n_base}/{r.n_new}",
-            _number(r.base_median, ".5f"),
-            _number(r.new_median, ".5f"),
+            _compare_value(r.base_median, r.unit),
+            _compare_value(r.new_median, r.unit),
             f"{_number(r.ratio, '.3f')} ({_number(r.low, '.3f')}–{_number(r.high, '.3f')})",
             _number(r.p_value, ".2g"),
-            f"[{colour[r.verdict]}]{r.verdict}[/]" + (f" ({r.note})" if r.note else ""),
+            _number(r.p_adjusted, ".2g"),
+            f"[{colour.get(r.verdict, 'dim')}]{r.verdict}[/]" + (f" ({r.note})" if r.note else ""),
         )
     return t
 
@@ -254,3 +263,52 @@ def print_impls(rows: list) -> None:
     for row in rows:
         t.add_row(*row)
     make_console().print(t)
+
+
+_STOPS = {
+    "precision": "every interval within the target",
+    "budget": "the budget would not hold another pass",
+    "max_epochs": "--max-epochs {max_epochs} reached",
+    "budget_too_small": "the budget cannot hold one measured epoch of each implementation",
+    "interrupted": "interrupted",
+    "failed": "no implementation left to measure",
+}
+
+
+def sampling_line(sampling: dict) -> str:
+    """One line: why an adaptive run stopped, after how long, against which target."""
+    why = _STOPS.get(sampling.get("stop"), "{stop}").format(**sampling)
+    budget = f"budget {sampling['budget']:g} s" if sampling.get("budget") else "no budget"
+    epochs = f"{sampling['min_epochs']}–{sampling['max_epochs']} epochs each"
+    return (
+        f"sampling stopped after {sampling['elapsed_seconds']:.1f} s of measuring: {why} "
+        f"(target ±{sampling['precision']:.1%}; {budget}; {epochs})"
+    )
+
+
+def sampling_table(sampling: dict) -> Table:
+    """Per implementation: measured epochs, the interval the rule watched, its half-width and why it stopped."""
+    t = Table(title="adaptive sampling · relative half-width of each 95% interval (decision resamples)")
+    for col in ("implementation", "measured epochs", "interval", "± half-width", "stopped by"):
+        t.add_column(col, justify="right" if col in ("measured epochs", "± half-width") else "left")
+    for name, entry in sampling["implementations"].items():
+        stop = entry.get("stop") or "—"
+        if entry["epochs"] < sampling["min_epochs"]:
+            stop += f" [yellow](below the minimum of {sampling['min_epochs']})[/yellow]"
+        t.add_row(
+            name,
+            str(entry["epochs"]),
+            "median epoch" if entry["interval"] == "epoch" else f"speedup over {sampling['baseline']}",
+            _pct(entry.get("half_width")),
+            stop,
+        )
+    return t
+
+
+def print_sampling(sampling: dict | None, console: Console = None) -> None:
+    """The stopping summary of an adaptive run (nothing for a run of fixed epochs)."""
+    if not sampling:
+        return
+    console = console or make_console()
+    console.print(sampling_table(sampling))
+    console.print(sampling_line(sampling), highlight=False)

@@ -1,0 +1,218 @@
+"""How often does ``perfsuite compare`` cry wolf, and how often does it catch a real slowdown?
+
+A benchmark, not a test: it runs real ``perfsuite run`` invocations on real MNIST, so it takes minutes per pair.
+From the repository root::
+
+    python benchmarks/compare_rates.py --pairs 6 --ab-pairs 6 --data-dir ../shared/data --out reports/compare-rates
+
+Each pair is two runs one after the other of ``store``, ``tuned`` and ``slowstep`` (``benchmarks/slowstep.py``:
+store whose step can busy-wait a known fraction longer). In an **A/A pair** both runs are the same code. In an
+**A/B pair** the second run sets ``PERFSUITE_SLOWSTEP=--slowdown`` so slowstep's step lasts that fraction longer;
+the implementation keeps its name in both runs (the environment variable is the only difference), so ``compare``
+matches it across the runs. A/A and A/B pairs alternate, so a slow stretch of the machine hits both kinds alike.
+
+Every pair is then judged by each mode in :data:`MODES` (``perfsuite compare``, calibrated, and
+``perfsuite compare --raw``): the command's exit status, and its rows (from ``compare_runs``, the function the
+command calls). Per mode the table and ``OUT/compare_rates.json`` give:
+
+* false-alarm rate: A/A pairs with any row ``slower`` (a CI gate failing for nothing);
+* detection rate: A/B pairs where slowstep's ``step`` or ``epoch`` is ``slower``;
+
+each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
+``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--epochs`` (8), ``--warmup`` (1), ``--slowdown`` (0.2),
+``--threshold`` (5%), ``--alpha`` (0.05). The default is 8 measured epochs, not ``run``'s 5: with tuned and slowstep
+gated there are 12 rows, and 5 epochs against 5 cannot bring one slowed row alone below the corrected alpha
+(``compare`` says so), so 5 would measure that limit rather than the gate.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scipy.stats import binomtest
+
+from perfsuite.analysis.compare import compare_runs, parse_threshold
+from perfsuite.results.reader import load_run
+
+HERE = Path(__file__).resolve().parent
+SLOWSTEP = HERE / "slowstep.py"
+ENV = "PERFSUITE_SLOWSTEP"
+SLOWED = "slowstep"
+IMPLS = f"store,tuned,{SLOWSTEP}:SlowStep"
+DETECTED_BY = ("step", "epoch")
+"""A/B pairs count as detected when one of these rows of the slowed implementation is ``slower``."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two consecutive runs: ``kind`` is ``aa`` (same code) or ``ab`` (the new run's slowstep is slower)."""
+
+    kind: str
+    index: int
+    base: Path
+    new: Path
+    slowdown: float
+
+    def env(self, side: str) -> dict:
+        """The environment of the ``base`` or ``new`` run: only the B side of an A/B pair sets ``ENV``."""
+        env = {k: v for k, v in os.environ.items() if k != ENV}
+        if self.kind == "ab" and side == "new":
+            env[ENV] = str(self.slowdown)
+        return env
+
+
+@dataclass
+class Judgement:
+    """What one mode said about one pair."""
+
+    status: int
+    slower: list = field(default_factory=list)
+    """``"impl quantity"`` of every row judged ``slower``."""
+    inconclusive: list = field(default_factory=list)
+
+    def alarm(self) -> bool:
+        """Any row slower: the gate fails."""
+        return bool(self.slower)
+
+    def detected(self) -> bool:
+        """The slowed implementation's step or epoch is slower."""
+        return any(f"{SLOWED} {q}" in self.slower for q in DETECTED_BY)
+
+
+def _compare_command(raw: bool) -> Callable:
+    """A mode: ``perfsuite compare`` (``--raw`` when ``raw``) on the pair's two run folders."""
+
+    def judge(pair: Pair, opts) -> Judgement:
+        command = [sys.executable, "-m", "perfsuite", "compare", str(pair.base), str(pair.new)]
+        command += ["--threshold", opts.threshold, "--alpha", str(opts.alpha)] + (["--raw"] if raw else [])
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()}")
+        rows, _ = compare_runs(
+            load_run(pair.base), load_run(pair.new), parse_threshold(opts.threshold), opts.alpha, raw=raw
+        )
+        names = {v: [f"{r.impl} {r.quantity}" for r in rows if r.verdict == v] for v in ("slower", "inconclusive")}
+        return Judgement(done.returncode, names["slower"], names["inconclusive"])
+
+    return judge
+
+
+MODES = {
+    "calibrated": _compare_command(raw=False),
+    "raw": _compare_command(raw=True),
+}
+"""Every way of judging a pair: a function ``(pair, options) -> Judgement``.
+
+A third mode (``perfsuite ab``, to come) adds its entry here; a mode that measures A and B itself rather than
+reading the pair's two run folders can run its own command from ``pair.env("base")`` / ``pair.env("new")``.
+"""
+
+
+def measure(folder: Path, env: dict, opts) -> None:
+    """One real ``perfsuite run`` into ``folder``."""
+    command = [sys.executable, "-m", "perfsuite", "run", "--impls", IMPLS, "--dataset", "mnist"]
+    command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
+    command += ["--no-roofline", "--quiet", "--out", str(folder)]
+    command += ["--data-dir", opts.data_dir] if opts.data_dir else []
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"compare_rates: perfsuite run into {folder} failed: {done.stderr.strip()[-2000:]}")
+
+
+def pairs(opts) -> list:
+    """A/A and A/B pairs, alternating while both kinds remain."""
+    counts = {"aa": opts.pairs, "ab": opts.ab_pairs}
+    order = [(k, i) for i in range(1, max(counts.values()) + 1) for k in ("aa", "ab") if i <= counts[k]]
+    out = Path(opts.out)
+    return [Pair(k, i, out / f"{k}-{i:02d}" / "base", out / f"{k}-{i:02d}" / "new", opts.slowdown) for k, i in order]
+
+
+def rate(hits: int, n: int) -> dict:
+    """``hits / n`` with its 95% Wilson interval (``None`` when ``n`` is 0)."""
+    if n == 0:
+        return {"hits": 0, "n": 0, "rate": None, "low": None, "high": None}
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return {"hits": hits, "n": n, "rate": hits / n, "low": ci.low, "high": ci.high}
+
+
+def rates(results: list) -> dict:
+    """Per mode: the false-alarm rate over A/A pairs and the detection rate over A/B pairs."""
+    out = {}
+    for mode in MODES:
+        aa = [r["modes"][mode] for r in results if r["kind"] == "aa"]
+        ab = [r["modes"][mode] for r in results if r["kind"] == "ab"]
+        out[mode] = {
+            "false_alarm": rate(sum(bool(j["slower"]) for j in aa), len(aa)),
+            "detection": rate(sum(Judgement(**j).detected() for j in ab), len(ab)),
+        }
+    return out
+
+
+def _cell(r: dict) -> str:
+    if r["rate"] is None:
+        return "—"
+    return f"{r['hits']}/{r['n']} = {r['rate']:.0%} ({r['low']:.0%}–{r['high']:.0%})"
+
+
+def table(summary: dict) -> str:
+    """The rates as a plain-text table."""
+    lines = [f"{'mode':<12} {'false alarms (A/A, any slower)':<34} {'detection (A/B, slowstep step or epoch)'}"]
+    for mode, r in summary.items():
+        lines.append(f"{mode:<12} {_cell(r['false_alarm']):<34} {_cell(r['detection'])}")
+    return "\n".join(lines)
+
+
+def run_pair(pair: Pair, opts) -> dict:
+    """Measure both runs of ``pair`` and judge it by every mode."""
+    for side, folder in (("base", pair.base), ("new", pair.new)):
+        print(f"{pair.kind}-{pair.index:02d} {side}: perfsuite run → {folder}", flush=True)
+        measure(folder, pair.env(side), opts)
+    modes = {name: judge(pair, opts) for name, judge in MODES.items()}
+    for name, j in modes.items():
+        print(f"  {name}: exit {j.status}; slower: {', '.join(j.slower) or 'none'}", flush=True)
+    return {"kind": pair.kind, "index": pair.index, "base": str(pair.base), "new": str(pair.new)} | {
+        "modes": {name: asdict(j) for name, j in modes.items()}
+    }
+
+
+def parse_args(argv=None):
+    """The script's options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pairs", type=int, default=6, help="A/A pairs (same code in both runs; default 6)")
+    p.add_argument("--ab-pairs", type=int, default=6, help="A/B pairs (slowstep slower in the new run; default 6)")
+    p.add_argument("--out", default="reports/compare-rates", help="folder for the run folders and the JSON")
+    p.add_argument("--data-dir", default=None, help="the MNIST root (default: perfsuite's: $PERFSUITE_DATA, ./data)")
+    p.add_argument("--subset", type=float, default=0.25, help="fraction of the training split (default 0.25)")
+    p.add_argument("--epochs", type=int, default=8, help="measured epochs per run (default 8; see the docstring)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up epochs per run (default 1)")
+    p.add_argument("--slowdown", type=float, default=0.2, help="A/B: slowstep's step this fraction longer (0.2)")
+    p.add_argument("--threshold", default="5%", help="compare's --threshold (default 5%%)")
+    p.add_argument("--alpha", type=float, default=0.05, help="compare's --alpha (default 0.05)")
+    opts = p.parse_args(argv)
+    if opts.pairs < 0 or opts.ab_pairs < 0 or opts.pairs + opts.ab_pairs == 0:
+        p.error("--pairs and --ab-pairs: at least one pair, none negative")
+    if Path(opts.out).exists() and any(Path(opts.out).iterdir()):
+        p.error(f"--out {opts.out}: exists and is not empty")
+    return opts
+
+
+def main(argv=None) -> int:
+    """Run the pairs, print the table, write ``OUT/compare_rates.json``."""
+    opts = parse_args(argv)
+    results = [run_pair(pair, opts) for pair in pairs(opts)]
+    summary = rates(results)
+    print(table(summary))
+    config = {k: v for k, v in vars(opts).items()} | {"impls": IMPLS, "slowed": SLOWED, "detected_by": DETECTED_BY}
+    path = Path(opts.out) / "compare_rates.json"
+    path.write_text(json.dumps({"config": config, "rates": summary, "pairs": results}, indent=2) + "\n")
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
