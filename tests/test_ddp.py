@@ -16,12 +16,11 @@ import pytest
 import torch
 
 from perfsuite.analysis import commmodel
-from perfsuite.analysis.ranks import job_view
 from perfsuite.analysis.summary import summarize
 from perfsuite.cli.main import main
 from perfsuite.impls.ddp import GlobalBatchShards, union_seconds
 from perfsuite.measure.ddp_launch import LOOPBACK, free_loopback_port, loopback_namespace_prefix, root_cause
-from perfsuite.results.reader import Run
+from perfsuite.results.reader import Run, job_rows
 from tests.test_run import data_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ddp_impls.py"
@@ -245,7 +244,7 @@ def test_job_view_takes_the_slowest_rank_and_reads_schema_1():
             {**base, "rank": 1, "wall_seconds": 1.2, "comm_seconds": 0.02},
         ]
     )
-    assert list(job_view(rows)["rank"]) == [1]
+    assert list(job_rows(rows)["rank"]) == [1]
     summary = summarize(Run(Path("."), {"implementations": {"ddp": {"status": "ok"}}}, rows))
     assert summary["implementations"]["ddp"]["epoch_seconds"] == 1.2
     assert summary["implementations"]["ddp"]["distributed"]["slowest_rank"] == 1

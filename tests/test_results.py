@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import perfsuite
 from perfsuite import load_run
 from perfsuite.cli import main
 from perfsuite.results.record import EpochRecord
@@ -71,3 +72,18 @@ def test_a_fact_reaches_epochs_csv_from_every_command(command, tmp_path):
     assert facts and all("epochs_seen" in found for found in facts)
     assert [found["epochs_seen"] for found in facts] == sorted(found["epochs_seen"] for found in facts)
     assert [r.facts for r in run.records("reporting")] == facts
+
+
+def test_a_multi_rank_epoch_is_one_sample_its_slowest_rank(tmp_path):
+    writer = ResultsWriter(tmp_path)
+    writer.write_meta({"run_id": "t", "implementations": {"idiomatic": {}, "ddp": {}}})
+    for epoch in range(4):
+        writer.append_epoch("idiomatic", _record(epoch))
+        for rank, extra in ((0, 0.0), (1, 0.25)):
+            record = _record(epoch, rank=rank)
+            writer.append_epoch("ddp", EpochRecord(**{**record.__dict__, "wall": record.wall + extra}))
+    writer.close()
+    run = load_run(tmp_path)
+    assert list(run.measured("ddp")["rank"]) == [1, 1, 1]
+    result = perfsuite.analyse(run)
+    assert result.impls["ddp"].epoch.n == 3 and result.impls["ddp"].speedup.n == 3

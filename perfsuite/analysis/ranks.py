@@ -4,7 +4,7 @@ A multi-rank implementation writes one ``epochs.csv`` row per rank. Its
 *job* row of an epoch is the slowest rank's (largest wall time): ranks of a
 synchronous data-parallel job wait for each other every step, so the job
 takes as long as its slowest rank. Single-process rows (rank 0 only) are
-their own job rows, so :func:`job_view` leaves them unchanged.
+their own job rows, so :func:`perfsuite.results.reader.job_rows` leaves them unchanged.
 
 ``comm`` is a sub-interval of ``backward`` (see :mod:`perfsuite.impls.ddp`):
 ``backward compute = backward - comm`` and ``comm share = comm / wall``.
@@ -19,16 +19,6 @@ from perfsuite.analysis.stats import median
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.results.schema import RANK, with_rank
 
-KEYS = ["impl", "round", "epoch"]
-
-
-def job_view(epochs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (impl, round, epoch): the slowest rank's (single-process rows unchanged)."""
-    epochs = with_rank(epochs)
-    if epochs.empty or epochs.groupby(KEYS)[RANK].nunique().max() <= 1:
-        return epochs
-    slowest = epochs.groupby(KEYS, sort=False)["wall_seconds"].idxmax()
-    return epochs.loc[sorted(slowest)]
 
 
 def _rank_entry(rows: pd.DataFrame) -> dict:

@@ -18,7 +18,7 @@ from perfsuite.analysis import ranks as ranksummary
 from perfsuite.analysis import roofline
 from perfsuite.analysis.stats import median
 from perfsuite.core.interface import OTHER, PHASES
-from perfsuite.results.reader import Run, load_run
+from perfsuite.results.reader import Run, job_rows, load_run
 from perfsuite.results.schema import RANK, with_rank
 from perfsuite.results.writer import write_json
 
@@ -79,7 +79,7 @@ def summarize(run: Run) -> dict:
     epochs, meta = run.epochs, run.meta
     impls = {}
     every_rank = with_rank(epochs)
-    epochs = ranksummary.job_view(every_rank)
+    epochs = job_rows(every_rank)
     statuses = meta.get("implementations", {})
     names = list(statuses) + [n for n in epochs["impl"].unique() if n not in statuses]
     for name in names:

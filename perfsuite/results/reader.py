@@ -87,6 +87,22 @@ def _numeric(series: pd.Series, path: Path, column: str) -> pd.Series:
     return values
 
 
+JOB_KEYS = ["impl", *PAIR_KEYS]
+
+
+def job_rows(epochs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (impl, round, epoch): the slowest rank's (single-process rows unchanged).
+
+    Ranks of a synchronous data-parallel job wait for each other every step, so
+    the job takes as long as its slowest rank: that row is the epoch's sample.
+    """
+    epochs = with_rank(epochs)
+    if epochs.empty or epochs.groupby(JOB_KEYS)[RANK].nunique().max() <= 1:
+        return epochs
+    slowest = epochs.groupby(JOB_KEYS, sort=False)["wall_seconds"].idxmax()
+    return epochs.loc[sorted(slowest)]
+
+
 @dataclass
 class Run:
     """A run folder's metadata and samples. ``phases`` and ``steps`` load on first use."""
@@ -118,9 +134,13 @@ class Run:
         return known + [n for n in self.epochs["impl"].unique() if n not in known]
 
     def measured(self, impl: str) -> pd.DataFrame:
-        """The non-warm-up epoch rows of ``impl``, in (round, epoch) order."""
+        """The non-warm-up epochs of ``impl``, one row each in (round, epoch) order (:func:`job_rows`).
+
+        A multi-rank implementation's row of an epoch is its slowest rank's;
+        its per-rank rows are in :attr:`epochs`.
+        """
         rows = self.epochs[(self.epochs["impl"] == impl) & (self.epochs["warmup"] == 0)]
-        return rows.sort_values(PAIR_KEYS)
+        return job_rows(rows).sort_values(PAIR_KEYS)
 
     @property
     def measured_impls(self) -> list:
