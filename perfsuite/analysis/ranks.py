@@ -20,7 +20,6 @@ from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.results.schema import RANK, with_rank
 
 
-
 def _rank_entry(rows: pd.DataFrame) -> dict:
     wall = rows["wall_seconds"]
     comm = rows["comm_seconds"].astype(float) if "comm_seconds" in rows else pd.Series(np.nan, index=rows.index)
