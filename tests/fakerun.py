@@ -188,3 +188,63 @@ def set_meta(folder, **entries):
     meta.update(entries)
     path.write_text(json.dumps(meta))
     return Path(folder)
+
+
+def slow_epochs(folder, epochs, factor, rounds=None):
+    """Scale every implementation's ``epochs`` (of ``rounds``, default all) by ``factor`` in place: a slow machine."""
+    import pandas as pd
+
+    folder = Path(folder)
+    for name in ("phases.csv", "epochs.csv"):
+        frame = pd.read_csv(folder / name)
+        rows = frame["epoch"].isin(list(epochs)) & (frame["round"].isin(list(rounds)) if rounds is not None else True)
+        columns = ["seconds"] if name == "phases.csv" else [c for c in frame.columns if c.endswith("_seconds")]
+        columns = [c for c in columns if c != "comm_seconds"]
+        frame.loc[rows, columns] = frame.loc[rows, columns] * factor
+        frame.to_csv(folder / name, index=False)
+    return folder
+
+
+def add_machine(folder, rate=lambda r, e: 150.0, steal=lambda r, e: 0.0, busy=lambda r, e: 0, seed=0, noise=0.01):
+    """Write ``machine.csv`` and ``calibration.csv`` for every (impl, round, epoch) of ``folder``'s epochs.csv.
+
+    ``rate``, ``steal`` and ``busy`` give the sgemm GFLOP/s, steal share and other running processes of a pass
+    ``(round, epoch)``; the rates get a seeded relative noise of ``noise``.
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    epochs = pd.read_csv(folder / "epochs.csv")
+    rng = np.random.default_rng(seed)
+    writer = ResultsWriter(folder)
+    try:
+        for (r, e), rows in epochs.groupby(["round", "epoch"], sort=True):
+            writer.append_calibration(
+                {
+                    "round": r,
+                    "epoch": e,
+                    "threads": 2,
+                    "sgemm_gflops": rate(r, e) * rng.lognormal(0.0, noise),
+                    "copy_gbps": 15.0 * rng.lognormal(0.0, noise),
+                    "probe_seconds": 0.03,
+                    "note": "",
+                }
+            )
+            for impl in rows["impl"]:
+                writer.append_machine(
+                    {
+                        "impl": impl,
+                        "round": r,
+                        "epoch": e,
+                        "seconds": float(rows[rows["impl"] == impl]["wall_seconds"].iloc[0]),
+                        "steal_share": steal(r, e),
+                        "iowait_share": 0.0,
+                        "loadavg_1m": 1.0 + busy(r, e),
+                        "other_running": busy(r, e),
+                        "cpu_mhz": 2600.0,
+                        "note": "",
+                    }
+                )
+    finally:
+        writer.close()
+    return folder

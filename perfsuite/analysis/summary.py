@@ -129,16 +129,19 @@ def _add_ranks(entry: dict, measured: pd.DataFrame, meta: dict, name: str) -> No
     entry["comm_model"] = ranksummary.comm_model(meta, name, entry)
 
 
-def write_summary(source, statistics=None) -> dict:
+def write_summary(source, statistics=None, noise=None) -> dict:
     """Compute the summary of a run (a folder or a loaded :class:`Run`) and write its ``summary.json``.
 
     ``statistics`` (the report's :class:`~perfsuite.analysis.speedups.Analysis`)
-    goes under ``"statistics"`` when given. This is the only writer of
-    ``summary.json``.
+    goes under ``"statistics"`` and ``noise`` (its
+    :class:`~perfsuite.analysis.noise.Diagnosis`) under ``"noise"`` when
+    given. This is the only writer of ``summary.json``.
     """
     run = source if isinstance(source, Run) else load_run(source)
     summary = summarize(run)
     if statistics is not None:
         summary["statistics"] = statistics.to_dict()
+    if noise is not None:
+        summary["noise"] = noise.to_dict()
     write_json(run.folder / "summary.json", summary)
     return summary

@@ -12,6 +12,7 @@ from pathlib import Path
 from perfsuite.analysis import benchjson
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
+from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
@@ -76,6 +77,7 @@ def run(args) -> int:
     summary = summarize(measured)
     terminal.print_table(summary)
     terminal.print_sampling(measured.meta.get("sampling"))
+    progress.note(f"perfsuite: noise: {diagnose(measured).sentence}")
     for line in diverged_notes(summary):
         progress.note(line)
     failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from perfsuite.core import metadata
 from perfsuite.core.errors import UsageError
-from perfsuite.measure import probes
+from perfsuite.measure import machine, probes
 from perfsuite.measure.runner import Runner
 from perfsuite.measure.sampling import plan_for
 from perfsuite.results import writer
@@ -41,6 +41,10 @@ def measure(
     ``sampling`` record; a budget that cannot hold one measured epoch of each
     implementation raises :class:`~perfsuite.core.errors.UsageError` once
     the files are written.
+
+    Between epochs the parent records the machine's state (``machine.csv``)
+    and, before every pass, a calibration probe at the workload's thread
+    count (``calibration.csv``; :mod:`perfsuite.measure.machine`).
     """
     out = writer.ResultsWriter(folder)
     meta = {
@@ -72,6 +76,7 @@ def measure(
         timeout=timeout,
         on_change=save_meta,
         plan=plan,
+        monitor=machine.RunMonitor(out, machine.MachineSampler(), machine.CalibrationProbe(workload.threads)),
     )
     save_meta()
     if on_started:

@@ -8,7 +8,10 @@ disk) before the next one starts. A worker that fails, dies or hangs is
 recorded as failed with its reason and the others go on. How many epochs
 each round has, and which implementations each pass measures, is the
 plan's decision (:mod:`perfsuite.measure.sampling`: fixed, or adaptive
-with ``--precision``), taken between passes.
+with ``--precision``), taken between passes. A ``monitor``
+(:class:`~perfsuite.measure.machine.Monitor`) is called before each pass
+and around each epoch, while the workers are idle: it records the
+machine's state and a calibration probe (:mod:`perfsuite.measure.machine`).
 """
 
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from perfsuite.core.options import DEFAULT_TIMEOUT
 from perfsuite.core.registry import ImplSpec
 from perfsuite.measure.ddp_launch import TorchrunHandle
 from perfsuite.measure.handle import WorkerHandle
+from perfsuite.measure.machine import Monitor
 from perfsuite.measure.processes import STARTUP_TIMEOUT, WorkerLost
 from perfsuite.measure.sampling import FixedPlan
 
@@ -41,6 +45,7 @@ class Runner:
         timeout: float = DEFAULT_TIMEOUT,
         on_change: Callable[[], None] = None,
         plan: FixedPlan = None,
+        monitor: Monitor = None,
     ):
         self.workload = workload
         self.dataset = dataset
@@ -50,6 +55,7 @@ class Runner:
         self.timeout = timeout
         self.on_change = on_change or (lambda: None)
         self.plan = plan or FixedPlan(workload)
+        self.monitor = monitor or Monitor()
         self._measuring = []
 
     def run(self) -> list:
@@ -97,13 +103,16 @@ class Runner:
         self.on_change()
         epoch = 0
         while due := self._due(round_, epoch):
+            self.monitor.before_pass(round_, epoch)
             for h in due:
                 self._status(
                     f"{h.name} · {self.plan.label(round_, epoch)}" + (" (warm-up)" if epoch < wl.warmup else "")
                 )
+                self.monitor.epoch_started(h.name, round_, epoch)
                 h.send(("epoch", round_, epoch))
                 answer = self._await(h, "epoch", self.timeout)
                 if answer:
+                    self.monitor.epoch_finished(h.name, round_, epoch)
                     records = h.records(answer)
                     for record in records:
                         self.sink(h.name, record)

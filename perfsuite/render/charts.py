@@ -257,3 +257,46 @@ def loss_curves(run, baseline) -> str:
     for ax in (top, bottom):
         ax.spines[["top", "right"]].set_visible(False)
     return _png(fig, "training loss per step of every implementation")
+
+
+def noise(table, stretch: list) -> str:
+    """Epoch walls, the calibration probe and steal/load across the run's passes, the slow stretch shaded.
+
+    ``table`` is :func:`perfsuite.analysis.noise.pass_table` (one row per pass
+    in run order); ``stretch`` the ``(round, epoch)`` keys the diagnosis named.
+    """
+    x = np.arange(len(table))
+    fig, (walls, probe, state) = plt.subplots(3, 1, figsize=(WIDTH, 6.4), sharex=True)
+    names = [c[len("wall:") :] for c in table.columns if c.startswith("wall:")]
+    colors = impl_colors(names)
+    for name in names:
+        walls.plot(x, table[f"wall:{name}"], "o-", ms=3, lw=1, color=colors[name], label=name)
+    walls.set_ylabel("epoch wall /\nits median", fontsize=9)
+    if names:
+        walls.legend(fontsize=8, ncol=min(len(names), 4))
+    for column, label, color in (("sgemm_gflops", "sgemm", "#4e79a7"), ("copy_gbps", "memory copy", "#f28e2b")):
+        values = table[column].astype(float)
+        if values.notna().any():
+            probe.plot(x, values / values.median(), "o-", ms=3, lw=1, color=color, label=label)
+    probe.set_ylabel("probe rate /\nits median", fontsize=9)
+    if probe.get_legend_handles_labels()[0]:
+        probe.legend(fontsize=8)
+    state.plot(x, 100 * table["steal_share"].astype(float), "o-", ms=3, lw=1, color="#e15759", label="steal %")
+    state.plot(x, 100 * table["iowait_share"].astype(float), "o-", ms=3, lw=1, color="#bab0ac", label="iowait %")
+    state.plot(x, table["other_running"].astype(float), "s--", ms=3, lw=1, color="#59a14f", label="other running")
+    state.plot(x, table["loadavg_1m"].astype(float), ":", lw=1.2, color="#76b7b2", label="load (1 min)")
+    state.set_ylabel("% of CPU time /\nprocesses", fontsize=9)
+    state.legend(fontsize=8, ncol=4)
+    keys = list(zip(table["round"].astype(int), table["epoch"].astype(int), strict=True))
+    slow = set(map(tuple, stretch))
+    for ax in (walls, probe, state):
+        for i, key in enumerate(keys):
+            if key in slow:
+                ax.axvspan(i - 0.5, i + 0.5, color="#f4c7c3", alpha=0.5, lw=0)
+            elif table["warmup"].iloc[i] == 1:
+                ax.axvspan(i - 0.5, i + 0.5, color="#ddd", alpha=0.6, lw=0)
+        ax.spines[["top", "right"]].set_visible(False)
+    step = max(1, len(keys) // 20)
+    state.set_xticks(x[::step], [f"{r}:{e}" for r, e in keys[::step]], fontsize=8)
+    state.set_xlabel("pass (round:epoch) in run order; grey: warm-up, red: the slow stretch named above")
+    return inline_svg(fig, "noise", "epoch walls, calibration probe and machine state per pass")

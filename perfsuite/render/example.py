@@ -10,6 +10,7 @@ that produced the run. ``perfsuite report RUN_DIR --example DIR`` calls it.
 import shutil
 from pathlib import Path
 
+from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.roofline import describe
 from perfsuite.analysis.speedups import Analysis, analyse, format_interval, headline
 from perfsuite.analysis.summary import write_summary
@@ -27,7 +28,7 @@ def write_example(run_dir, out) -> Path:
     result = analyse(run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = write_summary(run, result)
+    summary = write_summary(run, result, diagnose(run))
     shutil.copyfile(run.folder / "summary.json", out / "summary.json")
     written = []
     for name, figure in CHARTS.items():

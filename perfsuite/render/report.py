@@ -8,6 +8,10 @@ PNG data URIs, :mod:`perfsuite.render.charts`), the CSS is inline, and nothing i
 loaded from any address: the page opens the same offline. Links point at
 the CSV/JSON files beside it.
 
+The Noise section holds the diagnosis of :mod:`perfsuite.analysis.noise`
+(also under ``"noise"`` in ``summary.json``); the quantities whose IQR/median
+exceeds the noise threshold are listed there, collapsed.
+
 Extra evidence (flame graphs, sampled shares, Chrome traces, pytest-benchmark
 results) gets its own section when its files exist; the file names that are
 looked for are documented in :mod:`perfsuite.results.artifacts`.
@@ -16,6 +20,7 @@ looked for are documented in :mod:`perfsuite.results.artifacts`.
 from pathlib import Path
 
 from perfsuite.analysis import benchjson, speedups
+from perfsuite.analysis import noise as noise_mod
 from perfsuite.analysis.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
 from perfsuite.analysis.summary import write_summary
 from perfsuite.core.metadata import VERSION
@@ -29,7 +34,7 @@ REPORT_NAME = "index.html"
 TEMPLATE = "report.html.j2"
 
 
-def _charts(run: Run, result) -> dict:
+def _charts(run: Run, result, diagnosis) -> dict:
     if not result.impls:
         return {}
     found = {
@@ -41,10 +46,12 @@ def _charts(run: Run, result) -> dict:
     }
     if any(s.speedup is not None for s in result.impls.values()):
         found["speedups"] = charts.speedups(result)
+    if diagnosis.recorded:
+        found["noise"] = charts.noise(noise_mod.pass_table(run), diagnosis.stretch)
     return found
 
 
-def _tables(run: Run, result, found: dict, facts: dict) -> dict:
+def _tables(run: Run, result, found: dict, facts: dict, diagnosis) -> dict:
     meta = run.meta
     out = {
         "overview": tables.overview(run, result),
@@ -56,6 +63,7 @@ def _tables(run: Run, result, found: dict, facts: dict) -> dict:
         ),
         "attribution": tables.attribution(run, found),
         "roofline": tables.roofline_section(meta, result),
+        "noise": tables.noise(diagnosis),
     }
     if result.impls:
         out.update(
@@ -94,8 +102,9 @@ def _notices(run: Run, facts: dict) -> list:
     return found
 
 
-def context(run: Run, result, summary: dict) -> dict:
-    """Everything the template shows, computed from the run, its analysis and its summary."""
+def context(run: Run, result, summary: dict, diagnosis=None) -> dict:
+    """Everything the template shows, computed from the run, its analysis, its summary and its noise diagnosis."""
+    diagnosis = diagnosis or noise_mod.diagnose(run)
     found = artifacts.discover(run.folder, run.impls)
     facts = {name: entry.get("epoch_facts", {}) for name, entry in summary["implementations"].items()}
     return {
@@ -103,8 +112,9 @@ def context(run: Run, result, summary: dict) -> dict:
         "meta": run.meta,
         "analysis": result,
         "headline": speedups.headline(result),
-        "charts": _charts(run, result),
-        "tables": _tables(run, result, found, facts),
+        "charts": _charts(run, result, diagnosis),
+        "tables": _tables(run, result, found, facts, diagnosis),
+        "noise": diagnosis,
         "artifacts": found,
         "noisy": result.noisy,
         "notices": _notices(run, facts),
@@ -118,16 +128,17 @@ def context(run: Run, result, summary: dict) -> dict:
     }
 
 
-def render(run: Run, result, summary: dict) -> str:
+def render(run: Run, result, summary: dict, diagnosis=None) -> str:
     """The report page as an HTML string."""
-    return html.render(TEMPLATE, **context(run, result, summary))
+    return html.render(TEMPLATE, **context(run, result, summary, diagnosis))
 
 
 def write_report(folder, baseline=None) -> Path:
-    """Analyse a run folder, write its ``summary.json`` (with the statistics) and ``index.html``; the page's path."""
+    """Analyse a run folder, write its ``summary.json`` (statistics and noise) and ``index.html``; the page's path."""
     run = load_run(folder)
     result = speedups.analyse(run, baseline)
-    summary = write_summary(run, result)
+    diagnosis = noise_mod.diagnose(run)
+    summary = write_summary(run, result, diagnosis)
     path = run.folder / REPORT_NAME
-    write_text(path, render(run, result, summary))
+    write_text(path, render(run, result, summary, diagnosis))
     return path

@@ -233,3 +233,31 @@ def roofline_section(meta: dict, analysis) -> str:
         + "<h3>Measured matmul throughput</h3>"
         + html(shapes)
     )
+
+
+def _component(variance: float, mean: float, share: float) -> str:
+    """A variance component as a coefficient of variation of the epoch time, with its share."""
+    if variance is None or not math.isfinite(variance):
+        return "not measured"
+    return f"{math.sqrt(variance) / mean:.1%} ({_pct(share)})"
+
+
+def noise(diagnosis) -> str:
+    """The variance split of each implementation's epoch time and the repeats suggested for the target."""
+    rows = []
+    for name, s in diagnosis.splits.items():
+        shares = s.shares
+        rows.append(
+            {
+                "implementation": name,
+                "measured": f"{s.rounds} round{'s' if s.rounds != 1 else ''}, {s.epochs} epochs",
+                "mean epoch s": f"{s.mean:.3f}",
+                "between rounds": _component(s.round_var, s.mean, shares["rounds"]),
+                "between epochs": _component(s.epoch_var, s.mean, shares["epochs"]),
+                "between steps": _component(s.step_var, s.mean, shares["steps"]),
+                f"for ±{diagnosis.target:.0%}": f"{s.suggested_rounds} × {s.suggested_epochs} epochs",
+                "est. seconds": f"{s.suggested_seconds:.0f}",
+                "note": s.note,
+            }
+        )
+    return html(pd.DataFrame(rows)) if rows else ""

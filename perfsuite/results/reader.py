@@ -18,8 +18,10 @@ from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import OTHER, PHASES, SUBPHASES
 from perfsuite.results.record import EpochRecord
 from perfsuite.results.schema import (
+    CALIBRATION_COLUMNS,
     EPOCHS_COLUMNS,
     FACTS,
+    MACHINE_COLUMNS,
     PHASES_COLUMNS,
     RANK,
     SCHEMA_VERSION,
@@ -40,7 +42,16 @@ _REQUIRED = {  # name: (columns, numeric columns that must be filled, numeric co
     "epochs.csv": (EPOCHS_COLUMNS, _EPOCH_KEYS, [c for c in EPOCHS_COLUMNS if c not in _EPOCH_KEYS + ["impl"]]),
     "phases.csv": (PHASES_COLUMNS, ["round", "epoch", "step", "seconds"], []),
     "steps.csv": (STEPS_COLUMNS, ["round", "epoch", "step"], ["loss"]),
+    "machine.csv": (MACHINE_COLUMNS, ["round", "epoch"], [c for c in MACHINE_COLUMNS[3:] if c != "note"]),
+    "calibration.csv": (CALIBRATION_COLUMNS, ["round", "epoch"], CALIBRATION_COLUMNS[2:-1]),
 }
+OPTIONAL_TABLES = ("machine.csv", "calibration.csv")
+"""Side files that older run folders lack: read as empty tables."""
+
+
+def _empty(columns: list) -> pd.DataFrame:
+    """An empty table with ``columns``: text for ``impl`` and ``note``, numbers for the rest."""
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("impl", "note") else "float64") for c in columns})
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -69,13 +80,14 @@ def read_table(folder, name: str) -> pd.DataFrame:
         raise UsageError(f"{path}: missing columns {', '.join(missing)}")
     for column in numeric + optional:
         frame[column] = _numeric(frame[column], path, column)
-    keys = ["impl"] + numeric
+    keys = (["impl"] if "impl" in columns else []) + numeric
     short = frame[keys].isna().any(axis=1)
     if short.any():
         line = int(short.to_numpy().nonzero()[0][0]) + 2
         raise UsageError(f"{path}: line {line} is incomplete (truncated or damaged file)")
-    frame["impl"] = frame["impl"].astype(str)
-    return with_rank(frame)
+    if "impl" in columns:
+        frame["impl"] = frame["impl"].astype(str)
+    return frame if name in OPTIONAL_TABLES else with_rank(frame)
 
 
 def _numeric(series: pd.Series, path: Path, column: str) -> pd.Series:
@@ -122,9 +134,22 @@ class Run:
         """Per-step losses (``steps.csv``)."""
         return self._table("steps.csv")
 
+    @property
+    def machine(self) -> pd.DataFrame:
+        """The machine state around every epoch (``machine.csv``); empty when the run did not record it."""
+        return self._table("machine.csv")
+
+    @property
+    def calibration(self) -> pd.DataFrame:
+        """The calibration probe of every pass (``calibration.csv``); empty when the run did not record it."""
+        return self._table("calibration.csv")
+
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._cache:
-            self._cache[name] = read_table(self.folder, name)
+            if name in OPTIONAL_TABLES and not (self.folder / name).is_file():
+                self._cache[name] = _empty(_REQUIRED[name][0])
+            else:
+                self._cache[name] = read_table(self.folder, name)
         return self._cache[name]
 
     @property

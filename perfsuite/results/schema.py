@@ -7,6 +7,10 @@
 * ``epochs.csv``  — one row per epoch (and rank): warm-up flag, wall, per-phase and other seconds,
   loss, accuracy, sub-phase seconds (``comm_seconds``), rank, facts (a JSON object of what the
   implementation reported about the epoch, e.g. ``{"graphs_compiled": 0}``; empty when nothing);
+* ``machine.csv`` — impl, round, epoch and the machine's state around that epoch, as the parent saw it
+  between epochs (see :data:`MACHINE_COLUMNS`; absent in folders written before it existed);
+* ``calibration.csv`` — round, epoch and the calibration probe's rates measured before that pass
+  (see :data:`CALIBRATION_COLUMNS`; absent in older folders);
 * ``meta.json``   — schema version, machine, software, workload, dataset, implementations, status;
 * ``summary.json``— statistics computed from the CSV files (see :mod:`perfsuite.analysis.summary`).
 
@@ -43,7 +47,31 @@ WRITTEN_COLUMNS = {
     "steps.csv": STEPS_COLUMNS + [RANK],
     "epochs.csv": EPOCHS_COLUMNS + SUBPHASE_COLUMNS + [RANK, FACTS],
 }
-FILES = ("phases.csv", "steps.csv", "epochs.csv", "meta.json", "summary.json")
+MACHINE_COLUMNS = [
+    "impl",
+    "round",
+    "epoch",
+    "seconds",
+    "steal_share",
+    "iowait_share",
+    "loadavg_1m",
+    "other_running",
+    "cpu_mhz",
+    "note",
+]
+"""``machine.csv``: one row per epoch the parent asked a worker for (no rank). ``seconds`` is the
+parent's wall time from sending the epoch to receiving it; ``steal_share`` and ``iowait_share`` the
+shares of all CPU time (``/proc/stat`` deltas over that interval); ``loadavg_1m`` the 1-minute load
+average and ``other_running`` the processes in state R outside this run's own process tree, both read
+after the epoch; ``cpu_mhz`` the mean current frequency of the CPUs (``scaling_cur_freq``, else
+``/proc/cpuinfo``). A reading that failed is empty (NaN); ``note`` gives the reason the first time."""
+CALIBRATION_COLUMNS = ["round", "epoch", "threads", "sgemm_gflops", "copy_gbps", "probe_seconds", "note"]
+"""``calibration.csv``: one row per pass, measured in the parent before the pass ``(round, epoch)``
+starts: a fixed sgemm's GFLOP/s, a memory copy's GB/s (bytes copied per second), the probe's own
+wall seconds, and ``note`` (why a rate is empty, the first time)."""
+SIDE_FILES = {"machine.csv": MACHINE_COLUMNS, "calibration.csv": CALIBRATION_COLUMNS}
+"""Optional files a run folder may hold, written as epochs and passes happen."""
+FILES = ("phases.csv", "steps.csv", "epochs.csv", "machine.csv", "calibration.csv", "meta.json", "summary.json")
 SWEEP_FILE = "sweep.json"
 """The file that marks a sweep folder and lists its points (see :mod:`perfsuite.measure.sweep`)."""
 SWEEP_SCHEMA_VERSION = 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import PHASES
 from perfsuite.results.record import EpochRecord
-from perfsuite.results.schema import SCHEMA_VERSION, WRITTEN_COLUMNS
+from perfsuite.results.schema import SCHEMA_VERSION, SIDE_FILES, WRITTEN_COLUMNS
 
 
 def new_run_id() -> str:
@@ -124,9 +124,35 @@ class ResultsWriter:
             os.fsync(fh.fileno())
         return row
 
+    def append_machine(self, row: dict) -> None:
+        """Append one epoch's machine state to ``machine.csv`` (:data:`~perfsuite.results.schema.MACHINE_COLUMNS`)."""
+        self._append_side("machine.csv", row)
+
+    def append_calibration(self, row: dict) -> None:
+        """Append one pass's probe to ``calibration.csv`` (:data:`~perfsuite.results.schema.CALIBRATION_COLUMNS`)."""
+        self._append_side("calibration.csv", row)
+
+    def _append_side(self, name: str, row: dict) -> None:
+        """Append ``row`` to the side file ``name`` (opened, with its header, on first use) and fsync it."""
+        if name not in self._files:
+            fh = self._open.enter_context((self.folder / name).open("a", newline=""))
+            writer = csv.writer(fh)
+            if fh.tell() == 0:
+                writer.writerow(SIDE_FILES[name])
+            self._files[name] = (fh, writer)
+        fh, writer = self._files[name]
+        writer.writerow(_side_cell(row.get(column)) for column in SIDE_FILES[name])
+        fh.flush()
+        os.fsync(fh.fileno())
+
     def close(self) -> None:
-        """Close the three CSV files (every row is already on disk)."""
+        """Close the CSV files (every row is already on disk)."""
         self._open.close()
+
+
+def _side_cell(value):
+    """A side file's cell: a missing or NaN reading is left empty."""
+    return "" if isinstance(value, float) and math.isnan(value) else _cell(value)
 
 
 def _cell(value):
