@@ -13,7 +13,9 @@ matches it across the runs. A/A and A/B pairs alternate, so a slow stretch of th
 
 Every pair is then judged by each mode in :data:`MODES` (``perfsuite compare``, calibrated, and
 ``perfsuite compare --raw``): the command's exit status, and its rows (from ``compare_runs``, the function the
-command calls). Per mode the table and ``OUT/compare_rates.json`` give:
+command calls). The third mode, ``ab``, measures the pair itself: one ``perfsuite ab`` run of two side folders
+holding store, tuned and slowstep, the new side's slowstep slowed in an A/B pair (its rows from ``ab.json``).
+Per mode the table and ``OUT/compare_rates.json`` give:
 
 * false-alarm rate: A/A pairs with any row ``slower`` (a CI gate failing for nothing);
 * detection rate: A/B pairs where slowstep's ``step`` or ``epoch`` is ``slower``;
@@ -102,14 +104,44 @@ def _compare_command(raw: bool) -> Callable:
     return judge
 
 
+def _ab_side(folder: Path, fraction: float) -> Path:
+    """A side folder for ``perfsuite ab``: store, tuned and a copy of slowstep whose worker sets ``ENV`` itself."""
+    folder.mkdir(parents=True, exist_ok=True)
+    setting = f"os.environ[ENV] = {str(fraction)!r}" if fraction else "os.environ.pop(ENV, None)"
+    (folder / "slowstep.py").write_text(SLOWSTEP.read_text() + f"\n\n{setting}\n")
+    points = {"store": "perfsuite.impls.store:Store", "tuned": "perfsuite.impls.tuned:Tuned"}
+    lines = [f'{name} = "{spec}"' for name, spec in points.items()] + [f'{SLOWED} = "slowstep.py:SlowStep"']
+    (folder / "pyproject.toml").write_text('[project.entry-points."perfsuite.impls"]\n' + "\n".join(lines) + "\n")
+    return folder
+
+
+def _ab_command(pair: Pair, opts) -> Judgement:
+    """A mode: one ``perfsuite ab`` run of the pair's code on both sides (B's slowstep slowed in an A/B pair)."""
+    where = pair.base.parent / "ab"
+    base = _ab_side(where / "side-base", 0.0)
+    new = _ab_side(where / "side-new", pair.slowdown if pair.kind == "ab" else 0.0)
+    command = [sys.executable, "-m", "perfsuite", "ab", str(base), str(new), "--dataset", "mnist"]
+    command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
+    command += ["--threshold", opts.threshold, "--alpha", str(opts.alpha), "--quiet", "--out", str(where / "run")]
+    command += ["--data-dir", opts.data_dir] if opts.data_dir else []
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()[-2000:]}")
+    rows = json.loads((where / "run" / "ab.json").read_text())["rows"]
+    names = {v: [f"{r['impl']} {r['quantity']}" for r in rows if r["verdict"] == v] for v in ("slower", "inconclusive")}
+    return Judgement(done.returncode, names["slower"], names["inconclusive"])
+
+
 MODES = {
     "calibrated": _compare_command(raw=False),
     "raw": _compare_command(raw=True),
+    "ab": _ab_command,
 }
 """Every way of judging a pair: a function ``(pair, options) -> Judgement``.
 
-A third mode (``perfsuite ab``, to come) adds its entry here; a mode that measures A and B itself rather than
-reading the pair's two run folders can run its own command from ``pair.env("base")`` / ``pair.env("new")``.
+``calibrated`` and ``raw`` read the pair's two run folders; ``ab`` measures the same code itself in one
+``perfsuite ab`` run (into ``OUT/<pair>/ab/``), with the B side's slowstep slowed in an A/B pair.
 """
 
 

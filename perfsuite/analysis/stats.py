@@ -213,6 +213,27 @@ def mann_whitney(old, new) -> float:
     return float(_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
+def wilcoxon_log(ratios) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of ``log(ratios)`` against 0: a paired test of ratios against 1.
+
+    NaN without a ratio; 1 when every ratio is exactly 1. With n pairs the
+    exact test cannot go below ``2 / 2**n`` (:func:`min_wilcoxon_p`): 5 pairs
+    give at best 0.0625, 6 pairs 0.031.
+    """
+    r = _clean(ratios)
+    if len(r) == 0:
+        return math.nan
+    d = np.log(r)
+    if np.all(d == 0):
+        return 1.0
+    return float(_stats.wilcoxon(d).pvalue)
+
+
+def min_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided exact Wilcoxon signed-rank p-value reachable with ``n`` pairs."""
+    return min(1.0, 2.0 ** (1 - n)) if n > 0 else math.nan
+
+
 def min_p_value(n_old: int, n_new: int) -> float:
     """The smallest two-sided exact Mann–Whitney p-value reachable with these sample sizes."""
     if n_old == 0 or n_new == 0:

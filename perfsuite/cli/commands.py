@@ -6,10 +6,13 @@ and failures :class:`~perfsuite.core.errors.RunFailure`, which
 :func:`perfsuite.cli.main.main` turns into one line and an exit status.
 """
 
+import random
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from perfsuite.analysis import benchjson
+from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
 from perfsuite.analysis.noise import diagnose
@@ -17,6 +20,7 @@ from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.core.options import sampling_from, timeout_from, workload_from
+from perfsuite.measure import sides
 from perfsuite.measure import sweep as sweep_driver
 from perfsuite.measure.measurement import measure
 from perfsuite.measure.runner import Runner
@@ -32,6 +36,8 @@ from perfsuite.render.report import write_report
 from perfsuite.render.sweep_page import write_sweep_page
 from perfsuite.results import writer
 from perfsuite.results.reader import is_sweep, load_run
+
+HARNESS_NOTE = "both sides ran under the current perfsuite's timer, runner and writer: ab compares implementation code"
 
 
 def _specs(text) -> list:
@@ -192,8 +198,7 @@ def compare(args) -> int:
     Exit 1 only when a row is ``slower``; ``inconclusive`` rows are listed and do not fail.
     """
     threshold = parse_threshold(args.threshold)
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha {args.alpha:g}: must be in (0, 1)")
+    _check_alpha(args.alpha)
     base, new = load_run(args.base_dir), load_run(args.new_dir)
     rows, notes = compare_runs(base, new, threshold, args.alpha, reference=args.reference, raw=args.raw)
     warnings = metadata_warnings(base, new) + notes
@@ -205,6 +210,12 @@ def compare(args) -> int:
     if args.html:
         write_compare_page(Path(args.html), rows, warnings, base, new, threshold, alpha=args.alpha, mode=mode)
         print(f"comparison: {Path(args.html).resolve()}")
+    _gate(rows, threshold)
+    return 0
+
+
+def _gate(rows: list, threshold: float) -> None:
+    """List the inconclusive rows; raise the ``slower`` ones as one line (exit 1), else say there are none."""
     inconclusive = [f"{r.impl} {r.quantity}" for r in rows if r.verdict == "inconclusive"]
     if inconclusive:
         print(f"inconclusive, needs more epochs (does not fail the gate): {', '.join(inconclusive)}")
@@ -220,7 +231,100 @@ def compare(args) -> int:
             )
         )
     print(f"no significant slowdown beyond {threshold:.0%}")
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha {alpha:g}: must be in (0, 1)")
+
+
+def _ab_names(text) -> list | None:
+    """The implementation names ``--impls`` gives ``ab`` (``None``: every one both sides register)."""
+    if not text:
+        return None
+    names = registry.parse_list(text)
+    specs = [n for n in names if ":" in n]
+    if specs:
+        raise UsageError(f"--impls {specs[0]}: perfsuite ab measures implementations the sides register; name them")
+    return names
+
+
+def _ab_impls(both: tuple, names: list) -> tuple:
+    """``(pairs, impls, folders)``: each name on both sides as ``name@base``/``name@new``, and each worker's folder."""
+    pairs = [Pair(n, sides.display(n, both[0]), sides.display(n, both[1])) for n in names]
+    impls, folders = [], {}
+    for name in names:
+        for side in both:
+            shown = sides.display(name, side)
+            impls.append(registry.ImplSpec(shown, side.registered()[name], None))
+            folders[shown] = str(side.folder)
+    return pairs, impls, folders
+
+
+def ab(args) -> int:
+    """``perfsuite ab BASE NEW``: both sides' implementations in one interleaved run, compared pair by pair.
+
+    Exit 1 only when a row is ``slower`` (or a worker failed); 2 for bad input.
+    """
+    threshold = parse_threshold(args.threshold)
+    _check_alpha(args.alpha)
+    requested = _ab_names(args.impls)
+    workload, timeout = workload_from(args), timeout_from(args)
+    dataset = data.resolve(args.dataset, args.data_dir)
+    with sides.checked_out(args.base, args.new) as both:
+        pairs, impls, folders = _ab_impls(both, sides.choose(both, requested))
+        progress = RunProgress(quiet=args.quiet)
+        if dataset.note:
+            progress.note(f"perfsuite: {dataset.note}")
+        record = {
+            "sides": [s.to_dict() for s in both],
+            "pairs": [asdict(p) for p in pairs],
+            "order_seed": args.seed_order,
+            "harness": HARNESS_NOTE,
+        }
+        folder = writer.create_run_dir(args.out, args.reports)
+        started = (lambda: writer.point_latest(folder)) if args.out is None else None
+        try:
+            _, handles = measure(
+                folder,
+                workload,
+                dataset,
+                impls,
+                progress,
+                timeout,
+                with_roofline=False,
+                extra_meta={"ab": record},
+                on_started=started,
+                shuffle=random.Random(args.seed_order),
+                sides=folders,
+            )
+        except KeyboardInterrupt:
+            progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
+            _report_of_interrupted(folder, progress)
+            raise
+    page = _publish(folder)
+    run_ = load_run(folder)
+    measured = [p for p in pairs if p.base in run_.measured_impls and p.new in run_.measured_impls]
+    failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
+    if measured:
+        result = ab_rows(run_, measured, threshold, args.alpha)
+        write_ab(folder, result)
+        for text in result.notes:
+            print(f"perfsuite: warning: {text}", file=sys.stderr)
+        title = (
+            f"{_side_text(both[1])} vs {_side_text(both[0])} · paired by (round, epoch) · margin ±{threshold * 100:g}%"
+        )
+        make_console().print(terminal.ab_table(result, f"{title} · alpha {args.alpha:g}"))
+    _finished(folder, page, failures, "results of the others in")
+    if not measured:
+        raise RunFailure(f"no implementation has measured epochs on both sides (the run is in {folder})")
+    _gate(result.rows, threshold)
     return 0
+
+
+def _side_text(side) -> str:
+    """``new (HEAD, 5b0d018e2f)`` or ``base (/path/to/folder)``."""
+    return f"{side.label} ({side.given}, {side.commit[:10]})" if side.commit else f"{side.label} ({side.folder})"
 
 
 def flame(args) -> int:

@@ -167,6 +167,44 @@ def build_parser() -> ArgumentParser:
     cmp.add_argument("--html", default=None, metavar="FILE", help="also write an HTML view of the comparison")
     cmp.set_defaults(func=commands.compare)
 
+    ab = sub.add_parser(
+        "ab",
+        help="interleave two versions' implementations in one run and compare them pair by pair; "
+        "exit 1 on a significant slowdown",
+    )
+    ab.add_argument("base", metavar="BASE", help="a git revision of the repository here, or a folder (a checkout)")
+    ab.add_argument("new", metavar="NEW", help="the version to check against BASE: a git revision or a folder")
+    options.impls_option(ab, "implementation names to measure on both sides (default: every one both register)")
+    options.workload_options(ab)
+    options.data_options(ab)
+    out = ab.add_argument_group("output")
+    out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")
+    out.add_argument(
+        "--reports", default="reports", help="folder of run folders, with a 'latest' link (default ./reports)"
+    )
+    options.timeout_option(out)
+    out.add_argument("--quiet", action="store_true", help="no live progress display")
+    ab.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="T",
+        help="equivalence margin, e.g. 5%% (default) or 0.05, as in compare",
+    )
+    ab.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the paired Wilcoxon p-values after Benjamini-Hochberg adjustment (default 0.05)",
+    )
+    ab.add_argument(
+        "--seed-order",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the random order of the implementations in each pass (default 0)",
+    )
+    ab.set_defaults(func=commands.ab)
+
     flm = sub.add_parser(
         "flame", help="py-spy flame graphs per implementation; sampled vs timer phase shares; sampling overhead"
     )

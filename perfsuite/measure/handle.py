@@ -19,6 +19,8 @@ class WorkerHandle:
     setups: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
     epochs_done: int = 0
+    side: str | None = None
+    """The folder whose implementations the worker imports (``perfsuite ab``), or ``None`` for the installed ones."""
     process: object = None
     conn: object = None
 
@@ -49,7 +51,9 @@ class WorkerHandle:
 
     def start(self, workload, dataset) -> None:
         """Spawn the worker (SIGINT ignored from its first instruction: Ctrl-C is the parent's)."""
-        self.process, self.conn = spawn(worker.main, (self.spec.spec, workload, dataset), f"perfsuite-{self.name}")
+        self.process, self.conn = spawn(
+            worker.main, (self.spec.spec, workload, dataset, self.side), f"perfsuite-{self.name}"
+        )
 
     def send(self, message: tuple) -> None:
         """Send one command to the worker."""

@@ -25,6 +25,8 @@ def measure(
     extra_meta: dict = None,
     on_started=None,
     sampling=None,
+    shuffle=None,
+    sides: dict = None,
 ) -> tuple:
     """Run ``impls`` interleaved into the existing, empty run ``folder``.
 
@@ -45,6 +47,10 @@ def measure(
     Between epochs the parent records the machine's state (``machine.csv``)
     and, before every pass, a calibration probe at the workload's thread
     count (``calibration.csv``; :mod:`perfsuite.measure.machine`).
+
+    ``shuffle`` (a ``random.Random``) permutes the order of every pass and
+    ``sides`` maps display names to the folders their workers import from
+    (both for ``perfsuite ab``; see :class:`~perfsuite.measure.runner.Runner`).
     """
     out = writer.ResultsWriter(folder)
     meta = {
@@ -77,6 +83,8 @@ def measure(
         on_change=save_meta,
         plan=plan,
         monitor=machine.RunMonitor(out, machine.MachineSampler(), machine.CalibrationProbe(workload.threads)),
+        shuffle=shuffle,
+        sides=sides,
     )
     save_meta()
     if on_started:

@@ -12,8 +12,13 @@ with ``--precision``), taken between passes. A ``monitor``
 (:class:`~perfsuite.measure.machine.Monitor`) is called before each pass
 and around each epoch, while the workers are idle: it records the
 machine's state and a calibration probe (:mod:`perfsuite.measure.machine`).
+With a ``shuffle`` generator (``perfsuite ab``), each pass runs its
+implementations in an order drawn from it (random interleaving); without
+one, in the order given. ``sides`` maps a display name to the folder its
+worker imports the implementation from (:mod:`perfsuite.measure.sides`).
 """
 
+import random
 from collections.abc import Callable
 
 from perfsuite.core.options import DEFAULT_TIMEOUT
@@ -25,11 +30,11 @@ from perfsuite.measure.processes import STARTUP_TIMEOUT, WorkerLost
 from perfsuite.measure.sampling import FixedPlan
 
 
-def handle_for(spec: ImplSpec, workload, timeout: float = DEFAULT_TIMEOUT) -> WorkerHandle:
-    """A single-process worker handle, or a torchrun-launched one for a multi-rank implementation."""
+def handle_for(spec: ImplSpec, workload, timeout: float = DEFAULT_TIMEOUT, side: str | None = None) -> WorkerHandle:
+    """A single-process worker handle (importing from ``side`` if given), or a torchrun-launched one (multi-rank)."""
     if getattr(spec.cls, "distributed", False):
         return TorchrunHandle(spec, nproc=workload.nproc, timeout=timeout)
-    return WorkerHandle(spec)
+    return WorkerHandle(spec, side=side)
 
 
 class Runner:
@@ -46,10 +51,13 @@ class Runner:
         on_change: Callable[[], None] = None,
         plan: FixedPlan = None,
         monitor: Monitor = None,
+        shuffle: random.Random | None = None,
+        sides: dict | None = None,
     ):
         self.workload = workload
         self.dataset = dataset
-        self.handles = [handle_for(spec, workload, timeout) for spec in impls]
+        self.handles = [handle_for(spec, workload, timeout, (sides or {}).get(spec.name)) for spec in impls]
+        self.shuffle = shuffle
         self.sink = sink
         self.progress = progress
         self.timeout = timeout
@@ -128,7 +136,10 @@ class Runner:
         if names != self._measuring:
             self._measuring = names
             self.on_change()
-        return [h for h in self._live() if h.name in names]
+        due = [h for h in self._live() if h.name in names]
+        if self.shuffle:
+            self.shuffle.shuffle(due)
+        return due
 
     def _live(self) -> list:
         return [h for h in self.handles if h.alive]

@@ -13,7 +13,7 @@ from perfsuite.core.clock import monotonic
 from perfsuite.core.interface import SetupContext
 from perfsuite.core.phases import time_epoch
 from perfsuite.core.workload import epoch_permutation, initial_parameters
-from perfsuite.measure import processes
+from perfsuite.measure import processes, sides
 from perfsuite.results.record import EpochRecord
 
 EVAL_CHUNK = 8192
@@ -32,11 +32,15 @@ def accuracy(impl, x: torch.Tensor, y: torch.Tensor) -> float:
 class WorkerState:
     """What a worker holds between commands."""
 
-    def __init__(self, spec: str, workload, dataset):
+    def __init__(self, spec: str, workload, dataset, side: str | None = None):
         torch.set_num_threads(workload.threads)
         self.workload = workload
         self.dataset = dataset
+        if side:
+            sides.activate(side)
         self.cls = registry.load_class(spec)
+        if side:
+            sides.check_runnable(self.cls)
         self.train, self.test = data.load(dataset)
         self.n_train = workload.train_size(len(self.train.labels))
         self.eval_train = data.preprocess(self.train.images[: self.n_train])
@@ -97,11 +101,14 @@ def answer(state: WorkerState, command: str, args):
     return handler(*args)
 
 
-def main(conn, spec: str, workload, dataset) -> None:
-    """Entry point of a worker process (started by :class:`perfsuite.measure.handle.WorkerHandle`)."""
+def main(conn, spec: str, workload, dataset, side: str | None = None) -> None:
+    """Entry point of a worker process (started by :class:`perfsuite.measure.handle.WorkerHandle`).
+
+    With a ``side`` folder (``perfsuite ab``), the implementation is imported from it (:func:`sides.activate`).
+    """
 
     def start():
-        state = WorkerState(spec, workload, dataset)
+        state = WorkerState(spec, workload, dataset, side)
         return state, {"threads": torch.get_num_threads()}
 
     processes.child_main(conn, start, answer)

@@ -133,6 +133,17 @@ def compare_table(
     return t
 
 
+def ab_table(result, title: str) -> Table:
+    """An A/B (:class:`perfsuite.analysis.ab.AbResult`) in :func:`compare_table`'s style and caption.
+
+    The medians are each side's seconds per epoch; the ratio is the median of the per-pair ratios.
+    """
+    t = compare_table(result.rows, title, result.threshold, result.alpha)
+    t.columns[3].header = "pairs base/new"
+    t.columns[6].header = "paired new/base (95% CI)"
+    return t
+
+
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
