@@ -60,24 +60,9 @@ def run(args) -> int:
     """``perfsuite run``: measure, append every epoch to disk, summarise, report."""
     workload, dataset, impls, progress, timeout = _prepare(args)
     sampling = sampling_from(args, workload)
-    folder = writer.create_run_dir(args.out, args.reports)
-    started = (lambda: writer.point_latest(folder)) if args.out is None else None
-    try:
-        _, handles = measure(
-            folder,
-            workload,
-            dataset,
-            impls,
-            progress,
-            timeout,
-            with_roofline=not args.no_roofline,
-            on_started=started,
-            sampling=sampling,
-        )
-    except KeyboardInterrupt:
-        progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
-        _report_of_interrupted(folder, progress)
-        raise
+    folder, handles = _measured(
+        args, workload, dataset, impls, progress, timeout, with_roofline=not args.no_roofline, sampling=sampling
+    )
     page = _publish(folder)
     measured = load_run(folder)
     summary = summarize(measured)
@@ -88,6 +73,24 @@ def run(args) -> int:
         progress.note(line)
     failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
     return _finished(folder, page, failures, "results of the others in")
+
+
+def _measured(args, workload, dataset, impls, progress, timeout, **options) -> tuple:
+    """Measure into a new run folder (``--out``, else ``REPORTS/<run-id>`` with ``latest`` pointing at it).
+
+    ``options`` go to :func:`~perfsuite.measure.measurement.measure`. On Ctrl-C
+    or SIGTERM every finished epoch is kept and their report is written before
+    the interruption goes on. Returns ``(folder, handles)``.
+    """
+    folder = writer.create_run_dir(args.out, args.reports)
+    started = (lambda: writer.point_latest(folder)) if args.out is None else None
+    try:
+        _, handles = measure(folder, workload, dataset, impls, progress, timeout, on_started=started, **options)
+    except KeyboardInterrupt:
+        progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
+        _report_of_interrupted(folder, progress)
+        raise
+    return folder, handles
 
 
 def _publish(folder) -> Path:
@@ -282,26 +285,18 @@ def ab(args) -> int:
             "order_seed": args.seed_order,
             "harness": HARNESS_NOTE,
         }
-        folder = writer.create_run_dir(args.out, args.reports)
-        started = (lambda: writer.point_latest(folder)) if args.out is None else None
-        try:
-            _, handles = measure(
-                folder,
-                workload,
-                dataset,
-                impls,
-                progress,
-                timeout,
-                with_roofline=False,
-                extra_meta={"ab": record},
-                on_started=started,
-                shuffle=random.Random(args.seed_order),
-                sides=folders,
-            )
-        except KeyboardInterrupt:
-            progress.note(f"perfsuite: interrupted; every finished epoch is kept in {folder}")
-            _report_of_interrupted(folder, progress)
-            raise
+        folder, handles = _measured(
+            args,
+            workload,
+            dataset,
+            impls,
+            progress,
+            timeout,
+            with_roofline=False,
+            extra_meta={"ab": record},
+            shuffle=random.Random(args.seed_order),
+            sides=folders,
+        )
     page = _publish(folder)
     run_ = load_run(folder)
     measured = [p for p in pairs if p.base in run_.measured_impls and p.new in run_.measured_impls]
