@@ -214,3 +214,11 @@ def test_example_of_a_sweep_folder_is_one_line(tmp_path, capsys):
     (sweep / "sweep.json").write_text(json.dumps({"schema_version": 1, "vary": [{"name": "batch_size"}], "points": []}))
     assert cli.main(["report", str(sweep), "--example", str(tmp_path / "e")]) == 2
     assert "--example:" in capsys.readouterr().err
+
+
+def test_summary_command_keeps_statistics_and_noise(tmp_path, capsys):
+    folder = make_run(tmp_path / "r", epochs=3, steps=8)
+    assert cli.main(["summary", str(folder)]) == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert {"statistics", "noise", "implementations"} <= set(summary)
+    assert "noise: " in capsys.readouterr().out

@@ -16,6 +16,8 @@ import pandas as pd
 
 from perfsuite.analysis import ranks as ranksummary
 from perfsuite.analysis import roofline
+from perfsuite.analysis.noise import diagnose
+from perfsuite.analysis.speedups import analyse
 from perfsuite.analysis.stats import median
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.results.reader import Run, job_rows, load_run
@@ -127,6 +129,20 @@ def _add_ranks(entry: dict, measured: pd.DataFrame, meta: dict, name: str) -> No
         return
     entry["distributed"] = ranksummary.distributed(measured)
     entry["comm_model"] = ranksummary.comm_model(meta, name, entry)
+
+
+def analyse_and_summarise(source, baseline=None) -> tuple:
+    """Analyse a run (a folder or a :class:`Run`) and write its complete ``summary.json``.
+
+    The statistics (:func:`~perfsuite.analysis.speedups.analyse` against
+    ``baseline``) and the noise diagnosis (:func:`~perfsuite.analysis.noise.diagnose`)
+    are written with it, as the report, ``perfsuite summary`` and the example
+    all want them. Returns ``(summary, analysis, diagnosis)``.
+    """
+    run = source if isinstance(source, Run) else load_run(source)
+    result = analyse(run, baseline)
+    diagnosis = diagnose(run)
+    return write_summary(run, result, diagnosis), result, diagnosis
 
 
 def write_summary(source, statistics=None, noise=None) -> dict:

@@ -16,7 +16,7 @@ from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
 from perfsuite.analysis.noise import diagnose
-from perfsuite.analysis.summary import diverged_notes, summarize, write_summary
+from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, summarize, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.core.options import sampling_from, timeout_from, workload_from
@@ -170,7 +170,9 @@ def list_impls(args) -> int:
 
 def summary(args) -> int:
     """``perfsuite summary RUN_DIR``: recompute the summary from the raw files."""
-    terminal.print_table(write_summary(Path(args.run_dir)))
+    summary, _, diagnosis = analyse_and_summarise(Path(args.run_dir))
+    terminal.print_table(summary)
+    print(f"noise: {diagnosis.sentence}")
     return 0
 
 

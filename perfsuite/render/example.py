@@ -10,10 +10,9 @@ that produced the run. ``perfsuite report RUN_DIR --example DIR`` calls it.
 import shutil
 from pathlib import Path
 
-from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.roofline import describe
-from perfsuite.analysis.speedups import Analysis, analyse, format_interval, headline
-from perfsuite.analysis.summary import write_summary
+from perfsuite.analysis.speedups import Analysis, format_interval, headline
+from perfsuite.analysis.summary import analyse_and_summarise
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.render import charts
 from perfsuite.results.reader import Run, load_run
@@ -25,10 +24,9 @@ CHARTS = {"phase-stack.png": charts.phase_stack_figure, "speedups.png": charts.s
 def write_example(run_dir, out) -> Path:
     """Write the example of run folder ``run_dir`` into folder ``out`` (made or refreshed); its README's path."""
     run = load_run(run_dir)
-    result = analyse(run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = write_summary(run, result, diagnose(run))
+    summary, result, _ = analyse_and_summarise(run)
     shutil.copyfile(run.folder / "summary.json", out / "summary.json")
     written = []
     for name, figure in CHARTS.items():

@@ -22,7 +22,7 @@ from pathlib import Path
 from perfsuite.analysis import benchjson, speedups
 from perfsuite.analysis import noise as noise_mod
 from perfsuite.analysis.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
-from perfsuite.analysis.summary import write_summary
+from perfsuite.analysis.summary import analyse_and_summarise
 from perfsuite.core.metadata import VERSION
 from perfsuite.render import charts, ddp_section, html, tables
 from perfsuite.results import artifacts
@@ -136,9 +136,7 @@ def render(run: Run, result, summary: dict, diagnosis=None) -> str:
 def write_report(folder, baseline=None) -> Path:
     """Analyse a run folder, write its ``summary.json`` (statistics and noise) and ``index.html``; the page's path."""
     run = load_run(folder)
-    result = speedups.analyse(run, baseline)
-    diagnosis = noise_mod.diagnose(run)
-    summary = write_summary(run, result, diagnosis)
+    summary, result, diagnosis = analyse_and_summarise(run, baseline)
     path = run.folder / REPORT_NAME
     write_text(path, render(run, result, summary, diagnosis))
     return path
