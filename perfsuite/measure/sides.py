@@ -9,6 +9,7 @@ puts the side's folder first on ``sys.path`` and points the package
 imported, cross-imports (``from perfsuite.impls.store import …``) included.
 """
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from perfsuite.core.errors import UsageError
 from perfsuite.core.registry import GROUP
 
 LABELS = ("base", "new")
+BUILTINS = "perfsuite.impls"
+"""The package of the built-in implementations, which :func:`activate` points at a side's ``impls/``."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,10 @@ def activate(folder) -> None:
     sys.path.insert(0, str(folder))
     impls = folder / "impls"
     if impls.is_dir():
-        import perfsuite.impls
-
-        for name in [m for m in sys.modules if m.startswith("perfsuite.impls.")]:
+        package = importlib.import_module(BUILTINS)  # by name, as the registry loads implementations
+        for name in [m for m in sys.modules if m.startswith(BUILTINS + ".")]:
             del sys.modules[name]
-        perfsuite.impls.__path__[:] = [str(impls)]
+        package.__path__[:] = [str(impls)]
 
 
 def _absolute(spec: str, folder: Path) -> str:
