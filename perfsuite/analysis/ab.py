@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from perfsuite.analysis import stats
-from perfsuite.analysis.compare import NEGLIGIBLE_SHARE, QUANTITIES, Row, margin, verdict
+from perfsuite.analysis.compare import NEGLIGIBLE_SHARE, QUANTITIES, Row, column, decide, epoch_share, epochs_needed
 from perfsuite.core.errors import UsageError
 from perfsuite.results.reader import PAIR_KEYS, Run
 from perfsuite.results.writer import write_json
@@ -59,26 +59,18 @@ class AbResult:
 
 def _paired(run: Run, pair: Pair, quantity: str) -> tuple:
     """``(base, new)`` seconds of one quantity in the (round, epoch)s both sides measured, positive on both."""
-    column = "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
-    base = run.measured(pair.base)[[*PAIR_KEYS, column]]
-    new = run.measured(pair.new)[[*PAIR_KEYS, column]]
+    name = column(quantity)
+    base = run.measured(pair.base)[[*PAIR_KEYS, name]]
+    new = run.measured(pair.new)[[*PAIR_KEYS, name]]
     both = base.merge(new, on=PAIR_KEYS, suffixes=("_base", "_new"))
-    a, b = both[f"{column}_base"].to_numpy(dtype=float), both[f"{column}_new"].to_numpy(dtype=float)
+    a, b = both[f"{name}_base"].to_numpy(dtype=float), both[f"{name}_new"].to_numpy(dtype=float)
     keep = (a > 0) & (b > 0)
     return a[keep], b[keep]
 
 
 def _share(run: Run, pair: Pair, quantity: str) -> float:
     """The larger of the quantity's median shares of its own epoch on the two sides (1 for the epoch)."""
-    if quantity == "epoch":
-        return 1.0
-    shares = []
-    for name in (pair.base, pair.new):
-        rows = run.measured(name)
-        column = f"{quantity}_seconds"
-        epoch = stats.median(rows["wall_seconds"])
-        shares.append(stats.median(rows[column]) / epoch if epoch > 0 else math.nan)
-    return max(shares)
+    return max(epoch_share(run, pair.base, quantity), epoch_share(run, pair.new, quantity))
 
 
 def _row(run: Run, pair: Pair, quantity: str, seed: int) -> Row:
@@ -104,17 +96,8 @@ def _row(run: Run, pair: Pair, quantity: str, seed: int) -> Row:
 
 
 def _decide(row: Row, threshold: float, alpha: float) -> Row:
-    """``row`` with the verdict of :func:`compare.verdict` and, beyond the margin, the best p its pairs allow."""
-    word, note = verdict(row.ratio, row.low, row.high, row.p_adjusted, threshold, alpha)
-    edge_low, edge_high = margin(threshold)
-    if word == "inconclusive" and (row.low > edge_high or row.high < edge_low):
-        note += f" ({row.n_base} pairs reach p {stats.min_wilcoxon_p(row.n_base):.2g} at best)"
-    return replace(row, verdict=word, note=note)
-
-
-def epochs_needed(tests: int, alpha: float, limit: int = 100) -> int:
-    """The fewest pairs with which one row alone among ``tests`` gated rows can reach adjusted p < alpha."""
-    return next((n for n in range(1, limit) if stats.min_wilcoxon_p(n) * tests < alpha), limit)
+    """:func:`compare.decide` for paired epochs (Wilcoxon)."""
+    return decide(row, threshold, alpha, stats.min_wilcoxon_p(row.n_base), f"{row.n_base} pairs")
 
 
 def power_note(rows: list, alpha: float) -> str:
@@ -128,7 +111,7 @@ def power_note(rows: list, alpha: float) -> str:
     return (
         f"with {n} pairs and {len(gated)} gated rows, a slowdown of one row alone cannot reach adjusted p < "
         f"{alpha:g} (the paired Wilcoxon test reaches {stats.min_wilcoxon_p(n):.2g} at best; it shows as "
-        f"inconclusive); measure {epochs_needed(len(gated), alpha)} or more epochs"
+        f"inconclusive); measure {epochs_needed(len(gated), alpha, stats.min_wilcoxon_p)} or more epochs"
     )
 
 

@@ -143,24 +143,26 @@ def rules(threshold: float, alpha: float) -> list:
     ]
 
 
-def _column(quantity: str) -> str:
+def column(quantity: str) -> str:
+    """The ``epochs.csv`` column of ``epoch``, a phase or ``other``."""
     return "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
 
 
 def _raw(run: Run, impl: str, quantity: str) -> np.ndarray:
     """Seconds of one quantity in each measured epoch."""
-    return run.measured(impl)[_column(quantity)].to_numpy(dtype=float)
+    return run.measured(impl)[column(quantity)].to_numpy(dtype=float)
 
 
 def _calibrated(run: Run, impl: str, quantity: str, reference: str) -> np.ndarray:
     """Within-run ratios: seconds of one quantity over the reference's epoch of the same (round, epoch)."""
-    column = _column(quantity)
+    name = column(quantity)
     ref = run.measured(reference)[[*PAIR_KEYS, "wall_seconds"]].rename(columns={"wall_seconds": "reference"})
-    paired = run.measured(impl)[[*PAIR_KEYS, column]].merge(ref, on=PAIR_KEYS)
-    return (paired[column] / paired["reference"]).to_numpy(dtype=float)
+    paired = run.measured(impl)[[*PAIR_KEYS, name]].merge(ref, on=PAIR_KEYS)
+    return (paired[name] / paired["reference"]).to_numpy(dtype=float)
 
 
-def _raw_share(run: Run, impl: str, quantity: str) -> float:
+def epoch_share(run: Run, impl: str, quantity: str) -> float:
+    """The median seconds of ``quantity`` over the median epoch of ``impl`` in ``run`` (1 for the epoch)."""
     if quantity == "epoch":
         return 1.0
     epoch = stats.median(_raw(run, impl, "epoch"))
@@ -169,7 +171,7 @@ def _raw_share(run: Run, impl: str, quantity: str) -> float:
 
 def _samples(base: Run, new: Run, impl: str, quantity: str, reference: str, raw: bool) -> _Samples:
     """The samples of one row: raw seconds, or within-run ratios to ``reference``'s epoch (calibrated)."""
-    share = max(_raw_share(base, impl, quantity), _raw_share(new, impl, quantity))
+    share = max(epoch_share(base, impl, quantity), epoch_share(new, impl, quantity))
     if raw or impl == reference:
         return _Samples(impl, quantity, "s", RAW, _raw(base, impl, quantity), _raw(new, impl, quantity), share)
     a, b = _calibrated(base, impl, quantity, reference), _calibrated(new, impl, quantity, reference)
@@ -217,14 +219,23 @@ def _measure(s: _Samples, seed: int) -> Row:
     )
 
 
-def _decide(row: Row, threshold: float, alpha: float) -> Row:
-    """``row`` with its verdict and note, from its adjusted p-value."""
+def decide(row: Row, threshold: float, alpha: float, best: float, samples: str) -> Row:
+    """``row`` with its verdict and note, from its adjusted p-value.
+
+    Beyond the margin but inconclusive, the note says the best p its
+    ``samples`` (e.g. ``"5 vs 5 epochs"``) can reach with their test (``best``).
+    """
     word, note = verdict(row.ratio, row.low, row.high, row.p_adjusted, threshold, alpha)
-    best = stats.min_p_value(row.n_base, row.n_new)
     edge_low, edge_high = margin(threshold)
     if word == "inconclusive" and (row.low > edge_high or row.high < edge_low) and math.isfinite(best):
-        note += f" ({row.n_base} vs {row.n_new} epochs reach p {best:.2g} at best)"
+        note += f" ({samples} reach p {best:.2g} at best)"
     return replace(row, verdict=word, note=note)
+
+
+def _decide(row: Row, threshold: float, alpha: float) -> Row:
+    """:func:`decide` for two runs' epochs (Mann–Whitney)."""
+    best = stats.min_p_value(row.n_base, row.n_new)
+    return decide(row, threshold, alpha, best, f"{row.n_base} vs {row.n_new} epochs")
 
 
 def _ungated(row: Row, reference: bool) -> Row:
@@ -319,9 +330,14 @@ def raw_note(reference: str) -> str:
     )
 
 
-def epochs_needed(tests: int, alpha: float, limit: int = 100) -> int:
-    """The fewest epochs per run with which one row alone among ``tests`` gated rows can reach adjusted p < alpha."""
-    return next((n for n in range(2, limit) if stats.min_p_value(n, n) * tests < alpha), limit)
+def epochs_needed(tests: int, alpha: float, best_p=None, limit: int = 100) -> int:
+    """The fewest epochs per run (or pairs) for one row alone among ``tests`` gated rows to reach adjusted p < alpha.
+
+    ``best_p(n)`` is the smallest p the test can give with ``n`` samples
+    (default: Mann–Whitney with ``n`` epochs in each run).
+    """
+    best_p = best_p or (lambda n: stats.min_p_value(n, n))
+    return next((n for n in range(2, limit) if best_p(n) * tests < alpha), limit)
 
 
 def power_note(rows: list, alpha: float) -> str:
