@@ -14,7 +14,7 @@ every pass stays cheap; the report keeps the full count.
 import math
 
 from perfsuite.analysis import stats
-from perfsuite.analysis.speedups import DEFAULT_BASELINE
+from perfsuite.analysis.speedups import default_baseline
 
 DECISION_RESAMPLES = 999
 """Bootstrap resamples of each interval the stopping rule computes."""
@@ -47,11 +47,7 @@ def choose_baseline(records_by_impl: dict) -> str | None:
     The same rule as the report's default (:func:`perfsuite.analysis.speedups.choose_baseline`),
     on the epochs measured so far.
     """
-    medians = {name: stats.median(list(job_walls(rs).values())) for name, rs in records_by_impl.items()}
-    measured = [name for name, m in medians.items() if not math.isnan(m)]
-    if DEFAULT_BASELINE in measured:
-        return DEFAULT_BASELINE
-    return max(measured, key=medians.get) if measured else None
+    return default_baseline({name: stats.median(list(job_walls(rs).values())) for name, rs in records_by_impl.items()})
 
 
 def interval_widths(

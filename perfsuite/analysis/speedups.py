@@ -132,6 +132,14 @@ def _num(value):
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def default_baseline(medians: dict) -> str | None:
+    """:data:`DEFAULT_BASELINE` if it was measured, else the slowest (``medians``: name -> median epoch or NaN)."""
+    measured = [name for name, m in medians.items() if not math.isnan(m)]
+    if DEFAULT_BASELINE in measured:
+        return DEFAULT_BASELINE
+    return max(measured, key=medians.get) if measured else None
+
+
 def choose_baseline(run: Run, requested: str | None) -> tuple:
     """``(baseline, note)``. An explicit name must exist; the default falls back with a note."""
     measured = run.measured_impls
@@ -142,10 +150,10 @@ def choose_baseline(run: Run, requested: str | None) -> tuple:
                 f" (measured: {', '.join(measured) or 'none'})"
             )
         return requested, ""
-    if DEFAULT_BASELINE in measured or not measured:
-        return (DEFAULT_BASELINE if measured else None), ""
-    slowest = max(measured, key=lambda n: stats.median(run.measured(n)["wall_seconds"]))
-    return slowest, f"{DEFAULT_BASELINE} has no measured epochs in this run; the baseline is the slowest, {slowest}"
+    base = default_baseline({n: stats.median(run.measured(n)["wall_seconds"]) for n in measured})
+    if base in (DEFAULT_BASELINE, None):
+        return base, ""
+    return base, f"{DEFAULT_BASELINE} has no measured epochs in this run; the baseline is the slowest, {base}"
 
 
 def paired(run: Run, base: str, impl: str):
