@@ -3,7 +3,8 @@
 ``compiled`` (torch.compile, Inductor on CPU) compiles generated C++ with the
 compiler Inductor picks: ``$CXX`` if set, else ``g++`` (``clang++`` on macOS).
 ``native`` builds a LibTorch extension with :mod:`torch.utils.cpp_extension`,
-which runs ``ninja`` and ``$CXX`` (default ``c++``) and needs Python's headers.
+which runs ``ninja`` and ``$CXX`` (default ``c++``) and needs Python's headers;
+``rust`` builds such a library too (its C ABI shim) and a crate with ``cargo``.
 The checks here only look for the programs and files; they never build.
 """
 
@@ -58,6 +59,19 @@ def missing_ninja() -> str | None:
         subprocess.run([path, "--version"], capture_output=True, check=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"ninja at {path} does not run ({type(exc).__name__})"
+    return None
+
+
+def missing_rust() -> str | None:
+    """Why the Rust toolchain (``cargo`` and ``rustc``) cannot run, or ``None``."""
+    for program in ("cargo", "rustc"):
+        path = shutil.which(program)
+        if path is None:
+            return f"{program} not found (apt-get install rustc cargo)"
+        try:
+            subprocess.run([path, "--version"], capture_output=True, check=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{program} at {path} does not run ({type(exc).__name__})"
     return None
 
 
