@@ -73,7 +73,7 @@ def _share(run: Run, pair: Pair, quantity: str) -> float:
     return max(epoch_share(run, pair.base, quantity), epoch_share(run, pair.new, quantity))
 
 
-def _row(run: Run, pair: Pair, quantity: str, seed: int) -> Row:
+def paired_row(run: Run, pair: Pair, quantity: str, seed: int = stats.SEED) -> Row:
     """The paired ratio new/base of one quantity: median, bootstrap interval, Wilcoxon p (verdict later)."""
     base, new = _paired(run, pair, quantity)
     ratios = stats.paired_ratios(new, base)
@@ -126,7 +126,7 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
         if not len(_paired(run, pair, "epoch")[0]):
             raise UsageError(f"{run.folder}: {pair.base} and {pair.new} have no measured epoch in common")
         for quantity in QUANTITIES:
-            rows.append(_row(run, pair, quantity, seed))
+            rows.append(paired_row(run, pair, quantity, seed))
             gated.append(_share(run, pair, quantity) >= NEGLIGIBLE_SHARE)
     adjusted = iter(stats.adjust_p_values([r.p_value for r, g in zip(rows, gated, strict=True) if g]))
     rows = [

@@ -16,6 +16,7 @@ import pandas as pd
 
 from perfsuite.analysis import ranks as ranksummary
 from perfsuite.analysis import roofline
+from perfsuite.analysis.hostlang import host_language
 from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.speedups import analyse
 from perfsuite.analysis.stats import median
@@ -135,23 +136,26 @@ def analyse_and_summarise(source, baseline=None) -> tuple:
     """Analyse a run (a folder or a :class:`Run`) and write its complete ``summary.json``.
 
     The statistics (:func:`~perfsuite.analysis.speedups.analyse` against
-    ``baseline``) and the noise diagnosis (:func:`~perfsuite.analysis.noise.diagnose`)
-    are written with it, as the report, ``perfsuite summary`` and the example
-    all want them. Returns ``(summary, analysis, diagnosis)``.
+    ``baseline``), the noise diagnosis (:func:`~perfsuite.analysis.noise.diagnose`)
+    and, when store ran with native or rust, the host-language comparison
+    (:func:`~perfsuite.analysis.hostlang.host_language`) are written with it, as
+    the report, ``perfsuite summary`` and the example all want them. Returns
+    ``(summary, analysis, diagnosis)``.
     """
     run = source if isinstance(source, Run) else load_run(source)
     result = analyse(run, baseline)
     diagnosis = diagnose(run)
-    return write_summary(run, result, diagnosis), result, diagnosis
+    return write_summary(run, result, diagnosis, host_language(run)), result, diagnosis
 
 
-def write_summary(source, statistics=None, noise=None) -> dict:
+def write_summary(source, statistics=None, noise=None, host=None) -> dict:
     """Compute the summary of a run (a folder or a loaded :class:`Run`) and write its ``summary.json``.
 
     ``statistics`` (the report's :class:`~perfsuite.analysis.speedups.Analysis`)
     goes under ``"statistics"`` and ``noise`` (its
-    :class:`~perfsuite.analysis.noise.Diagnosis`) under ``"noise"`` when
-    given. This is the only writer of ``summary.json``.
+    :class:`~perfsuite.analysis.noise.Diagnosis`) under ``"noise"`` and ``host``
+    (a :class:`~perfsuite.analysis.hostlang.HostLanguage`) under ``"host_language"``
+    when given. This is the only writer of ``summary.json``.
     """
     run = source if isinstance(source, Run) else load_run(source)
     summary = summarize(run)
@@ -159,5 +163,7 @@ def write_summary(source, statistics=None, noise=None) -> dict:
         summary["statistics"] = statistics.to_dict()
     if noise is not None:
         summary["noise"] = noise.to_dict()
+    if host is not None:
+        summary["host_language"] = host.to_dict()
     write_json(run.folder / "summary.json", summary)
     return summary

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from perfsuite.analysis import stats
+from perfsuite.analysis.hostlang import host_language
 from perfsuite.core.workload import Workload
 from perfsuite.results.reader import ALL_PHASES, load_run, read_sweep
 from perfsuite.results.schema import SWEEP_FILE
@@ -175,14 +176,34 @@ def _share(fit: dict, batch: int) -> float:
     return fixed / (fixed + fit["seconds_per_sample"] * batch)
 
 
+def host_points(folder, record: dict) -> list:
+    """Per finished point where store ran with native or rust: its host-language comparison (label, values, rows)."""
+    found = []
+    for point in record["points"]:
+        where = Path(folder) / point["folder"]
+        if not ((where / "epochs.csv").is_file() and (where / "meta.json").is_file()):
+            continue
+        host = host_language(load_run(where))
+        if host is not None:
+            found.append({"point": point["label"], "values": point["values"], **host.to_dict()})
+    return found
+
+
 def analyse_sweep(folder) -> tuple:
-    """Analyse a sweep folder: write ``sweep.csv`` and the fits into ``sweep.json``; ``(record, frame)``."""
+    """Analyse a sweep folder: write ``sweep.csv``, the fits and the host-language rows into ``sweep.json``.
+
+    Returns ``(record, frame)``.
+    """
     folder = Path(folder)
     record = read_sweep(folder)
     frame = sweep_frame(folder, record)
     fits = overhead_fits(frame, record)
     if not frame.empty:
         frame.to_csv(folder / TABLE, index=False)
-    record["analysis"] = {"overhead_fits": fits, "crossovers": [fit_sentence(f) for f in fits]}
+    record["analysis"] = {
+        "overhead_fits": fits,
+        "crossovers": [fit_sentence(f) for f in fits],
+        "host_language": host_points(folder, record),
+    }
     write_json(folder / SWEEP_FILE, record)
     return record, frame

@@ -15,6 +15,7 @@ from perfsuite.analysis import benchjson
 from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
+from perfsuite.analysis.hostlang import host_language
 from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, summarize, write_summary
 from perfsuite.core import data, registry
@@ -69,6 +70,9 @@ def run(args) -> int:
     terminal.print_table(summary)
     terminal.print_sampling(measured.meta.get("sampling"))
     progress.note(f"perfsuite: noise: {diagnose(measured).sentence}")
+    host = host_language(measured)
+    if host and host.sentence:
+        progress.note(f"perfsuite: host language: {host.sentence}")
     for line in diverged_notes(summary):
         progress.note(line)
     failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]

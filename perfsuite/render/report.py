@@ -125,6 +125,8 @@ def context(run: Run, result, summary: dict, diagnosis=None) -> dict:
         "resamples": RESAMPLES,
         "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
         "ddp_section": ddp_section.section(summary),
+        "host_language": summary.get("host_language"),
+        "host_table": tables.host_language(summary.get("host_language")),
     }
 
 

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from perfsuite.analysis.sweep import series  # noqa: E402
 from perfsuite.render.charts import impl_colors, inline_svg  # noqa: E402
-from perfsuite.render.tables import html  # noqa: E402
+from perfsuite.render.tables import host_cell, html  # noqa: E402
 from perfsuite.results.reader import ALL_PHASES  # noqa: E402
 
 SCALE = 1e6
@@ -213,4 +213,19 @@ def tables(frame: pd.DataFrame, record: dict) -> dict:
     found = {"points": points_table(frame, record)}
     if not frame.empty:
         found["figures"] = figures_table(frame)
+    hosts = record.get("analysis", {}).get("host_language")
+    if hosts:
+        found["host_language"] = host_table(hosts)
     return found
+
+
+def host_table(points: list) -> str:
+    """Per point and quantity: each compiled host's paired time ratio to store, with its interval."""
+    rows = {}
+    for point in points:
+        for r in point["rows"]:
+            column = f"{r['language']} ({r['impl']}) ÷ Python"
+            rows.setdefault((point["point"], r["quantity"]), {})[column] = host_cell(r)
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["point", "quantity"])
+    return frame.to_html(escape=True, classes="data", border=0, na_rep="—")

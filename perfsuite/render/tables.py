@@ -235,6 +235,25 @@ def roofline_section(meta: dict, analysis) -> str:
     )
 
 
+def host_language(section: dict | None) -> str:
+    """The host-language table: per quantity, each compiled host's paired time ratio to store ("" without one)."""
+    if not section:
+        return ""
+    columns = {}
+    for r in section["rows"]:
+        columns.setdefault(f"{r['language']} ({r['impl']}) ÷ Python, × (95% CI)", {})[r["quantity"]] = host_cell(r)
+    return html(pd.DataFrame(columns).rename_axis("quantity"), index=True)
+
+
+def host_cell(row: dict) -> str:
+    """One host-language ratio with its interval (the ratio alone when the interval is undefined)."""
+    if not row["pairs"] or not math.isfinite(row["ratio"]):
+        return "no common epochs"
+    if not (math.isfinite(row["low"]) and math.isfinite(row["high"])):
+        return f"{row['ratio']:.3f}"
+    return f"{row['ratio']:.3f} ({row['low']:.3f}–{row['high']:.3f})"
+
+
 def _component(variance: float, mean: float, share: float) -> str:
     """A variance component as a coefficient of variation of the epoch time, with its share."""
     if variance is None or not math.isfinite(variance):
