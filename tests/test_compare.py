@@ -108,6 +108,29 @@ def test_real_step_slowdown_is_detected_calibrated(base, drifted, tmp_path, caps
     assert [k for k, r in rows.items() if r.verdict == "slower"] == [("idiomatic", "step")]
 
 
+def test_a_phase_is_calibrated_by_the_same_phase_of_the_reference(base, tmp_path, capsys):
+    """Contention that slows only the update (both implementations' step ×1.3) is no regression."""
+    both = scale_phase(
+        scale_phase(base, tmp_path / "one", "idiomatic", "step", 1.3), tmp_path / "two", "store", "step", 1.3
+    )
+    assert cli.main(["compare", str(base), str(both)]) == 0
+    rows, _ = _rows(base, both)
+    assert rows[("idiomatic", "step")].ratio == pytest.approx(1.0, abs=0.03)
+    assert rows[("idiomatic", "step")].verdict in ("no change", "inconclusive")
+    assert rows[("idiomatic", "epoch")].unit == "×store"
+    assert (
+        compare.calibrator("step") == "step" and compare.calibrator("other") == compare.calibrator("epoch") == "epoch"
+    )
+
+
+def test_a_phase_under_five_percent_is_shown_but_not_gated(base, tmp_path):
+    slower_loss = scale_phase(base, tmp_path / "loss", "idiomatic", "loss", 1.5)
+    rows, _ = _rows(base, slower_loss)
+    hit = rows[("idiomatic", "loss")]
+    assert hit.ratio == pytest.approx(1.5, rel=0.05) and hit.verdict == "no change"
+    assert "under 5% of the epoch in both runs; not gated" in hit.note and math.isnan(hit.p_adjusted)
+
+
 def test_straddling_the_margin_is_inconclusive_and_passes(base, tmp_path, capsys):
     edge = scale_phase(base, tmp_path / "edge", "idiomatic", "step", 1.055)
     assert cli.main(["compare", str(base), str(edge)]) == 0
@@ -125,7 +148,7 @@ def test_too_few_epochs_for_the_adjusted_p_is_inconclusive(base, tmp_path):
     hit = rows[("idiomatic", "step")]
     assert hit.low > 1.05 and hit.verdict == "inconclusive"
     assert "adjusted p" in hit.note and "3 vs 3 epochs reach p 0.1 at best" in hit.note
-    assert "with 3 vs 3 epochs and 6 gated rows, a slowdown of one row alone cannot reach adjusted p < 0.05" in (
+    assert "with 3 vs 3 epochs and 5 gated rows, a slowdown of one row alone cannot reach adjusted p < 0.05" in (
         " ".join(notes)
     )
     assert "measure 5 or more epochs per run" in " ".join(notes)

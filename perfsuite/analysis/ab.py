@@ -10,7 +10,7 @@ interval, the two-sided Wilcoxon signed-rank p-value of the log ratios
 (:func:`perfsuite.analysis.stats.wilcoxon_log`), the Benjamini–Hochberg
 adjusted p-value over every gated row, and the verdict of
 :func:`perfsuite.analysis.compare.verdict` (same margin, same words). A
-quantity under 1% of the epoch on both sides is not gated.
+quantity under 5% of the epoch on both sides (``NEGLIGIBLE_SHARE``) is not gated.
 """
 
 import math

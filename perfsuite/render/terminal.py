@@ -94,7 +94,7 @@ def _number(value: float, spec: str) -> str:
 
 
 def _compare_value(value: float, unit: str) -> str:
-    """A compared median in its unit: seconds (``s``) or a ratio to the reference's epoch (``×REF``)."""
+    """A compared median in its unit: seconds (``s``) or a ratio to the reference (``×REF``)."""
     return _number(value, ".5f" if unit == "s" else ".4f")
 
 
