@@ -119,6 +119,20 @@ def test_fused_loop_phases_from_native_phase_frames():
     assert counts.counts[OTHER] == 3 and counts.counts["step"] == 0
 
 
+def test_fused_rust_loop_phases_from_its_demangled_symbols():
+    rust = f"{WORKER};time_epoch (perfsuite/phases.py:{EPOCH_LINE});Rust.train_epoch (impls/rust.py:200)"
+    lib = "(libperfsuite_rust.so)"
+    parsed = stacks.parse_collapsed(
+        [
+            f"{rust};psr_train_epoch {lib};perfsuite_rust::trainer::phase_step {lib};at_add_ (perfsuite_tch.so) 4",
+            f"{rust};perfsuite_rust::trainer::phase_loss::h0123456789abcdef {lib} 2",
+            f"{rust};perfsuite_rust::trainer::phase_forwardly {lib} 1",
+        ]
+    )
+    counts = stacks.count_samples(parsed)
+    assert (counts.counts["step"], counts.counts["loss"], counts.counts[OTHER]) == (4, 2, 1)
+
+
 def test_attribution_round_trips_through_a_dict():
     a = stacks.Attribution()
     assert stacks.Attribution.from_dict(a.to_dict()) == a

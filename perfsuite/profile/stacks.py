@@ -29,8 +29,8 @@ How a sample is attributed (:class:`Attribution`):
   matter: only the harness frame's call site does. Stacks without line numbers
   fall back to the name of the frame called directly from the harness.
 * Fused implementations (their own loop): the outermost frame named
-  ``phase_<phase>`` (the native loop's non-inlined C++ functions, visible with
-  ``--native``) names the phase.
+  ``phase_<phase>`` (the native and rust loops' non-inlined C++ and Rust
+  functions, visible with ``--native``) names the phase.
 * Anything else inside an epoch is ``other``, as for the timers.
 
 py-spy qualifies Python names (``Store.forward``, ``f.<locals>.g``); names are
@@ -72,7 +72,9 @@ METHOD_PHASES = {
     "backward": "backward",
     "step": "step",
 }
-NATIVE_PHASE = re.compile(r"(?:^|[\s:*&])phase_(" + "|".join(PHASES) + r")(?=$|[\s(<\[])")
+NATIVE_PHASE = re.compile(r"(?:^|[\s:*&])phase_(" + "|".join(PHASES) + r")(?=$|[\s(<\[]|::h[0-9a-f]{16}$)")
+"""A fused loop's phase function: a C++ ``phase_<phase>`` or a Rust ``crate::module::phase_<phase>`` (with or
+without the symbol's ``::h<hash>`` suffix)."""
 _FRAME = re.compile(r"^(?P<name>.*?)(?: \((?P<location>[^()]*)\))?$")
 _LINE = re.compile(r"^(?P<file>.*):(?P<line>\d+)$")
 
