@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,42 @@ def test_rust_epoch_is_timed_in_rust(rust_build, workload, dataset):
     assert (m.phases[:, PHASES.index("forward")] > 0).all()
     assert m.losses.shape == (steps,) and np.isfinite(m.losses).all()
     assert "permutation_seconds" in m.extra
+
+
+@needs_rust
+def test_the_epoch_runs_without_the_gil(rust_build, workload, dataset):
+    """A Python thread counts while the library's epoch call runs: ctypes released the GIL for it.
+
+    The switch interval is raised to a second, so a call holding the GIL would
+    keep the counting thread still for the whole call (no torch op, which would
+    release the GIL itself, runs between the two readings).
+    """
+    state = WorkerState("rust", workload, dataset)
+    state.setup(0)
+    impl = state.impl
+    order = torch.arange(impl.rows, dtype=torch.int64)
+    phases, losses = np.zeros((impl.steps, 5)), np.zeros(impl.steps)
+    counted, done = [0], threading.Event()
+
+    def count():
+        while not done.is_set():
+            counted[0] += 1
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=count)
+    try:
+        sys.setswitchinterval(1.0)
+        thread.start()
+        before = counted[0]
+        steps = impl.lib.psr_train_epoch(
+            impl.trainer, order.data_ptr(), impl.rows, phases.ctypes.data, losses.ctypes.data, impl.steps
+        )
+        during = counted[0] - before
+    finally:
+        done.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert steps == impl.steps and during > 100, f"the counting thread ran {during} times during the epoch"
 
 
 @needs_rust

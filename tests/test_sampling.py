@@ -91,7 +91,7 @@ NOISY = wall_of(0.3, 0.05, 3)
 
 def test_steady_stops_at_the_minimum_noisy_goes_on_and_keeps_its_pairs():
     plan, sunk = run_fake({"idiomatic": STEADY_BASE, "store": STEADY, "noisy": NOISY}, target())
-    assert plan.stops == {"store": "precision", "noisy": "precision", "idiomatic": "precision"}
+    assert plan.stops == {"store": "precision", "noisy": "precision", "idiomatic": "paired"}
     store, noisy, base = measured(sunk, "store"), measured(sunk, "noisy"), measured(sunk, "idiomatic")
     assert len(store) == 5 < len(noisy) <= 40
     assert base == noisy, "the baseline is measured exactly as long as anything else is"
@@ -107,6 +107,7 @@ def test_steady_stops_at_the_minimum_noisy_goes_on_and_keeps_its_pairs():
         "within_target": True,
     }
     assert record["implementations"]["idiomatic"]["interval"] == "epoch"
+    assert record["implementations"]["idiomatic"]["within_target"] is None, "the baseline's epoch is not a target"
 
 
 def test_passes_stay_interleaved_after_an_implementation_stops():
@@ -123,18 +124,27 @@ def test_a_precise_baseline_keeps_running_while_others_need_pairs():
     assert widths["idiomatic"] <= 0.03, "it was precise long before it stopped"
 
 
-def test_a_drifting_baseline_goes_on_alone_after_the_others_stop():
+def test_a_drifting_baseline_stops_with_the_others():
+    """Pairs cancel the drift: store's speedup is precise at the minimum, and the baseline alone would pair nothing."""
     drift = wall_of(1.0, 0.05, 4)
     steady = wall_of(0.4, 0.002, 5)
     walls = {"idiomatic": lambda r, e: 6.0 * drift(r, e), "store": lambda r, e: drift(r, e) * steady(r, e)}
     plan, sunk = run_fake(walls, target())
-    assert len(measured(sunk, "store")) == 5 < len(measured(sunk, "idiomatic")), "pairs cancel the drift"
-    assert plan.stops["store"] == "precision" and plan.stops["idiomatic"] in ("precision", "max_epochs")
+    assert len(measured(sunk, "store")) == len(measured(sunk, "idiomatic")) == 5
+    assert plan.widths["idiomatic"] > 0.03, "its own median epoch is wider than the target"
+    assert plan.stops == {"store": "precision", "idiomatic": "paired"}
+    assert plan.to_dict({"idiomatic": "ok", "store": "ok"})["stop"] == "precision"
+
+
+def test_a_lone_implementation_watches_its_own_median_epoch():
+    plan, sunk = run_fake({"idiomatic": lambda r, e: 6.0 * wall_of(1.0, 0.05, 4)(r, e)}, target())
+    assert len(measured(sunk, "idiomatic")) > 5 and plan.stops["idiomatic"] in ("precision", "max_epochs")
+    assert plan.to_dict({"idiomatic": "ok"})["implementations"]["idiomatic"]["within_target"] is not None
 
 
 def test_max_epochs_ends_a_run_that_never_gets_precise():
     plan, sunk = run_fake({"a": wall_of(1.0, 0.5, 6), "b": wall_of(1.0, 0.5, 7)}, target(0.001, max_epochs=8))
-    assert plan.stops == {"a": "max_epochs", "b": "max_epochs"}
+    assert plan.stops[plan.baseline] == "paired" and sorted(plan.stops.values()) == ["max_epochs", "paired"]
     assert len(measured(sunk, "a")) == len(measured(sunk, "b")) == 8
     assert plan.to_dict({"a": "ok", "b": "ok"})["stop"] == "max_epochs"
 
@@ -142,7 +152,7 @@ def test_max_epochs_ends_a_run_that_never_gets_precise():
 def test_nothing_stops_before_the_minimum_of_every_round():
     plan, sunk = run_fake({"idiomatic": STEADY_BASE, "store": STEADY}, target(0.5, min_epochs=6), epochs=3, repeats=2)
     assert measured(sunk, "store") == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
-    assert plan.stops == {"store": "precision", "idiomatic": "precision"}
+    assert plan.stops == {"store": "precision", "idiomatic": "paired"}
 
 
 def test_budget_stops_before_a_pass_that_would_not_fit_and_ignores_the_warmup():
@@ -265,3 +275,29 @@ def test_adaptive_run_end_to_end(capsys, tmp_path):
     assert keys["tuned"] <= keys["store"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["statistics"]["implementations"]["tuned"]["gap"]["pairs"] == len(keys["tuned"])
+
+
+def test_the_stop_line_names_who_missed_the_target():
+    from perfsuite.render.terminal import sampling_line
+
+    entry = {"epochs": 10, "interval": "speedup", "stop": "budget"}
+    sampling = {
+        "stop": "budget",
+        "budget": 120.0,
+        "precision": 0.03,
+        "min_epochs": 5,
+        "max_epochs": 40,
+        "elapsed_seconds": 118.2,
+        "implementations": {
+            "store": {**entry, "half_width": 0.012, "within_target": True, "stop": "precision"},
+            "tuned": {**entry, "half_width": 0.057, "within_target": False},
+            "compiled": {**entry, "half_width": None, "within_target": False},
+            "ddp": {**entry, "half_width": None, "within_target": False, "stop": "failed"},
+        },
+    }
+    line = sampling_line(sampling)
+    assert line.startswith("sampling stopped after 118.2 s of measuring: the budget would not hold another pass")
+    assert line.endswith("; missed the target: tuned ±5.7%, compiled (no interval yet)")
+    for entry in sampling["implementations"].values():
+        entry["within_target"] = entry.get("stop") != "failed"
+    assert "missed" not in sampling_line(sampling)

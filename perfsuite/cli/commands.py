@@ -15,9 +15,7 @@ from perfsuite.analysis import benchjson
 from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
-from perfsuite.analysis.hostlang import host_language
-from perfsuite.analysis.noise import diagnose
-from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, summarize, write_summary
+from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.core.options import sampling_from, timeout_from, workload_from
@@ -36,7 +34,7 @@ from perfsuite.render.progress import console as make_console
 from perfsuite.render.report import write_report
 from perfsuite.render.sweep_page import write_sweep_page
 from perfsuite.results import writer
-from perfsuite.results.reader import is_sweep, load_run
+from perfsuite.results.reader import is_sweep, load_run, read_meta, read_summary
 
 HARNESS_NOTE = "both sides ran under the current perfsuite's timer, runner and writer: ab compares implementation code"
 
@@ -65,14 +63,13 @@ def run(args) -> int:
         args, workload, dataset, impls, progress, timeout, with_roofline=not args.no_roofline, sampling=sampling
     )
     page = _publish(folder)
-    measured = load_run(folder)
-    summary = summarize(measured)
+    summary = read_summary(folder)
     terminal.print_table(summary)
-    terminal.print_sampling(measured.meta.get("sampling"))
-    progress.note(f"perfsuite: noise: {diagnose(measured).sentence}")
-    host = host_language(measured)
-    if host and host.sentence:
-        progress.note(f"perfsuite: host language: {host.sentence}")
+    terminal.print_sampling(read_meta(folder).get("sampling"))
+    progress.note(f"perfsuite: noise: {summary['noise']['sentence']}")
+    host = summary.get("host_language", {}).get("sentence")
+    if host:
+        progress.note(f"perfsuite: host language: {host}")
     for line in diverged_notes(summary):
         progress.note(line)
     failures = [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]

@@ -15,8 +15,11 @@ last round go on, pass after pass, until every implementation's interval is
 precise enough (:func:`perfsuite.analysis.precision.interval_widths`), its
 ``max_epochs`` are measured or the budget would be exceeded. An
 implementation that is precise enough stops being measured; the baseline is
-measured as long as anything else is, so every epoch of every implementation
-has its baseline pair with the same ``(round, epoch)``.
+measured exactly as long as anything else is, so every epoch of every
+implementation has its baseline pair with the same ``(round, epoch)``, and
+stops with the last of them (``paired``): epochs of the baseline alone would
+pair with nothing, and its own median epoch is not a speedup interval. Only a
+run of one implementation watches that implementation's median epoch.
 """
 
 import math
@@ -26,6 +29,8 @@ from perfsuite.core.clock import Clock, monotonic
 from perfsuite.core.sampling import SamplingTarget
 
 PRECISION, MAX_EPOCHS, BUDGET = "precision", "max_epochs", "budget"
+PAIRED = "paired"
+"""The baseline's stop when the last implementation it pairs with stopped: its own interval is not a target."""
 BUDGET_TOO_SMALL = "budget_too_small"
 """The run's stop when the first measured pass alone took longer than the budget."""
 
@@ -152,7 +157,10 @@ class AdaptivePlan(FixedPlan):
         for name in others:
             self._stop_if_done(name)
         if self.baseline in active and all(n in self.stops for n in others):
-            self._stop_if_done(self.baseline)
+            if self._pairs_others():
+                self.stops[self.baseline] = PAIRED
+            else:
+                self._stop_if_done(self.baseline)
         left = [n for n in active if n not in self.stops]
         if budget is not None and now - self.started + sum(self.durations.get(n, 0.0) for n in left) > budget:
             self._stop(left, BUDGET)
@@ -164,6 +172,10 @@ class AdaptivePlan(FixedPlan):
             self.baseline = choose_baseline(measured)
         self.baseline_fixed = all(self.epochs(n) >= self.target.min_epochs for n in active)
         self.widths.update(self.widths_of(measured, self.baseline, DECISION_RESAMPLES))
+
+    def _pairs_others(self) -> bool:
+        """Whether the baseline has anything to pair with (else its own median epoch is the interval watched)."""
+        return any(name != self.baseline for name in self.records)
 
     def _stop_if_done(self, name: str) -> None:
         count = self.epochs(name)
@@ -214,12 +226,13 @@ class AdaptivePlan(FixedPlan):
             if status == "unavailable":
                 continue
             width = self.widths.get(name, math.nan)
+            targeted = name != self.baseline or not self._pairs_others()
             impls[name] = {
                 "stop": self.stops.get(name) or (status if status in ("failed", "interrupted") else None),
                 "epochs": self.epochs(name),
                 "half_width": width,
                 "interval": "epoch" if name == self.baseline else "speedup",
-                "within_target": bool(width <= self.target.precision),
+                "within_target": bool(width <= self.target.precision) if targeted else None,
             }
         return {
             "mode": "adaptive",

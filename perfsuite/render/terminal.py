@@ -291,10 +291,24 @@ def sampling_line(sampling: dict) -> str:
     why = _STOPS.get(sampling.get("stop"), "{stop}").format(**sampling)
     budget = f"budget {sampling['budget']:g} s" if sampling.get("budget") else "no budget"
     epochs = f"{sampling['min_epochs']}–{sampling['max_epochs']} epochs each"
-    return (
+    line = (
         f"sampling stopped after {sampling['elapsed_seconds']:.1f} s of measuring: {why} "
         f"(target ±{sampling['precision']:.1%}; {budget}; {epochs})"
     )
+    missed = missed_target(sampling)
+    return line + (f"; missed the target: {', '.join(missed)}" if missed else "")
+
+
+def missed_target(sampling: dict) -> list:
+    """``name ±half-width`` of every measured implementation whose last interval was outside the target."""
+    missed = []
+    for name, entry in sampling["implementations"].items():
+        if entry.get("within_target") is not False or entry.get("stop") in ("failed", "interrupted"):
+            continue
+        width = entry.get("half_width")
+        known = isinstance(width, (int, float)) and math.isfinite(width)
+        missed.append(f"{name} ±{width:.1%}" if known else f"{name} (no interval yet)")
+    return missed
 
 
 def sampling_table(sampling: dict) -> Table:

@@ -279,6 +279,17 @@ def read_meta(folder) -> dict:
     return meta
 
 
+def read_summary(folder) -> dict:
+    """``summary.json`` of a run folder as written (one-line :class:`UsageError` when missing or unreadable)."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise UsageError(f"{folder}: no summary.json (make it with: perfsuite summary {folder})")
+    found = _read_json(path)
+    if not isinstance(found, dict) or "implementations" not in found:
+        raise UsageError(f"{path}: not a perfsuite summary")
+    return found
+
+
 def _facts(text, path: Path) -> dict:
     """The facts of one ``epochs.csv`` cell (empty when there are none)."""
     if not isinstance(text, str) or not text:
