@@ -17,7 +17,6 @@ first step's batching, as the Python loops charge their shuffling.
 
 import hashlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -58,12 +57,6 @@ def _library(folder: Path):
     return found[0] if found else None
 
 
-def _ensure_compiler_env() -> None:
-    """cpp_extension runs ``$CXX`` or ``c++``; fall back to ``g++`` when only that exists."""
-    if not os.environ.get("CXX") and shutil.which("c++") is None and shutil.which("g++"):
-        os.environ["CXX"] = "g++"
-
-
 def load_extension() -> tuple:
     """Build (or find in the cache) and import the extension.
 
@@ -75,7 +68,7 @@ def load_extension() -> tuple:
     folder.mkdir(parents=True, exist_ok=True)
     before = _library(folder)
     stamp = before.stat().st_mtime_ns if before else None
-    _ensure_compiler_env()
+    toolchain.ensure_compiler_env()
     start = time.perf_counter()
     module = cpp_extension.load(
         name=MODULE_NAME,
@@ -99,11 +92,7 @@ class Native(Implementation):
     @classmethod
     def unavailable_reason(cls):
         """Names what is missing to build the extension: C++ compiler, ninja or Python headers."""
-        found = toolchain.reasons(
-            toolchain.missing_compiler(toolchain.extension_compiler_defaults()),
-            toolchain.missing_ninja(),
-            toolchain.missing_python_headers(),
-        )
+        found = toolchain.reasons(*toolchain.missing_for_extension())
         return f"cannot build the C++ extension: {found}" if found else None
 
     def setup(self, ctx):

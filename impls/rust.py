@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +93,7 @@ def _build_shim(folder: Path) -> Path:
     cpp_extension = toolchain.quiet_cpp_extension()
     shim = folder / "shim"
     shim.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("CXX") and shutil.which("c++") is None and shutil.which("g++"):
-        os.environ["CXX"] = "g++"
+    toolchain.ensure_compiler_env()
     try:
         cpp_extension.load(
             name=SHIM_NAME,
@@ -150,26 +150,44 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-def load_library() -> tuple:
+@dataclass
+class Build:
+    """A loaded build: the library, where it is, what compiled it, and what loading it cost."""
+
+    lib: ctypes.CDLL
+    folder: Path
+    compiler: str
+    seconds: float
+    rebuilt: bool
+    note: str | None = None
+
+    def facts(self) -> dict:
+        """What the run's metadata records about the build."""
+        found = {"build_seconds": self.seconds, "build_cached": not self.rebuilt, "build_dir": str(self.folder)}
+        return found | {"rustc": self.compiler} | ({"build_note": self.note} if self.note else {})
+
+
+def load_library() -> Build:
     """Build (or find in the cache) and load the Rust library.
 
-    Returns ``(library, seconds, rebuilt, note)``: the loaded :class:`ctypes.CDLL`,
-    the wall seconds the build or cache lookup took, whether anything was
-    compiled, and a note when a cached build could not be loaded and was rebuilt.
+    A cached library that does not load is removed and rebuilt; the
+    :class:`Build`'s ``note`` says so. ``seconds`` is the wall time of the
+    build or of the cache lookup.
     """
     start = time.perf_counter()
-    folder = build_dir()
+    compiler = rustc_version()
+    folder = build_dir(compiler)
     note = None
     with _locked(folder):
         path = library_path(folder)
         if path.is_file():
             try:
-                return _load(path), time.perf_counter() - start, False, None
+                return Build(_load(path), folder, compiler, time.perf_counter() - start, False)
             except OSError as exc:
                 note = f"the cached build in {folder} did not load ({first_error(str(exc))}); rebuilt"
                 shutil.rmtree(folder)
         _build_crate(folder, _build_shim(folder))
-        return _load(path), time.perf_counter() - start, True, note
+        return Build(_load(path), folder, compiler, time.perf_counter() - start, True, note)
 
 
 def _pointer(t: torch.Tensor) -> int:
@@ -185,18 +203,12 @@ class Rust(Implementation):
     @classmethod
     def unavailable_reason(cls):
         """Names what is missing: the Rust toolchain, or what the shim's C++ build needs."""
-        found = toolchain.reasons(
-            toolchain.missing_rust(),
-            toolchain.missing_compiler(toolchain.extension_compiler_defaults()),
-            toolchain.missing_ninja(),
-            toolchain.missing_python_headers(),
-        )
+        found = toolchain.reasons(toolchain.missing_rust(), *toolchain.missing_for_extension())
         return f"cannot build the Rust loop: {found}" if found else None
 
     def setup(self, ctx):
-        self.lib, seconds, rebuilt, note = load_library()
-        self.build = {"build_seconds": seconds, "build_cached": not rebuilt, "build_dir": str(build_dir())}
-        self.build |= {"rustc": rustc_version()} | ({"build_note": note} if note else {})
+        build = load_library()
+        self.lib, self.build = build.lib, build.facts()
         self.permutation = ctx.permutation
         wl, p = ctx.workload, ctx.params
         x = preprocess(ctx.train.images[: ctx.n_train]).contiguous()
@@ -217,7 +229,7 @@ class Rust(Implementation):
             int(wl.loss == "mse"),
         )
         self.trainer = self._checked(handle, "psr_trainer_new")
-        return {"build_seconds": seconds, "build_cached": not rebuilt}
+        return {"build_seconds": build.seconds, "build_cached": not build.rebuilt}
 
     def _checked(self, result, call: str):
         """``result``, or a RuntimeError with the library's message when ``result`` says the call failed."""

@@ -91,6 +91,17 @@ def extension_compiler_defaults() -> tuple:
     return ("c++", "g++")
 
 
+def missing_for_extension() -> tuple:
+    """Why a cpp_extension build cannot run, one reason (or ``None``) each: compiler, ninja, Python headers."""
+    return missing_compiler(extension_compiler_defaults()), missing_ninja(), missing_python_headers()
+
+
+def ensure_compiler_env() -> None:
+    """cpp_extension runs ``$CXX`` or ``c++``; point ``CXX`` at ``g++`` when only that exists."""
+    if not os.environ.get("CXX") and shutil.which("c++") is None and shutil.which("g++"):
+        os.environ["CXX"] = "g++"
+
+
 def reasons(*found: str | None) -> str | None:
     """Join the non-empty reasons into one line (``None`` when there are none)."""
     text = "; ".join(r for r in found if r)

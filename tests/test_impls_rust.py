@@ -21,13 +21,11 @@ import torch
 
 from perfsuite.analysis.check import compare
 from perfsuite.cli.main import main
-from perfsuite.core.interface import PHASES
-from perfsuite.core.phases import time_epoch
 from perfsuite.core.workload import Workload
 from perfsuite.impls import rust
 from perfsuite.measure.worker import WorkerState
 from tests.conftest import REPO
-from tests.test_impls_compiled import data_args
+from tests.test_impls_compiled import assert_fused_epoch, data_args
 
 REASON = rust.Rust.unavailable_reason()
 needs_rust = pytest.mark.skipif(REASON is not None, reason=str(REASON))
@@ -69,16 +67,7 @@ def test_rust_matches_store_and_predicts_the_same(rust_build, workload, dataset)
 
 @needs_rust
 def test_rust_epoch_is_timed_in_rust(rust_build, workload, dataset):
-    state = WorkerState("rust", workload, dataset)
-    state.setup(0)
-    m = time_epoch(state.impl, 0)
-    steps = workload.steps(state.n_train)
-    assert m.phases.shape == (steps, len(PHASES))
-    assert (m.phases >= 0).all() and np.isfinite(m.phases).all()
-    assert m.phases.sum() <= m.wall
-    assert (m.phases[:, PHASES.index("forward")] > 0).all()
-    assert m.losses.shape == (steps,) and np.isfinite(m.losses).all()
-    assert "permutation_seconds" in m.extra
+    assert_fused_epoch("rust", workload, dataset)
 
 
 @needs_rust
@@ -121,7 +110,8 @@ def test_the_epoch_runs_without_the_gil(rust_build, workload, dataset):
 def test_rust_build_is_cached_across_processes(rust_build):
     library = rust.library_path(rust.build_dir())
     stamp = library.stat().st_mtime_ns
-    code = "import json; from perfsuite.impls import rust; _, s, r, n = rust.load_library(); print(json.dumps([r, n]))"
+    code = "import json; from perfsuite.impls import rust; b = rust.load_library(); "
+    code += "print(json.dumps([b.rebuilt, b.note]))"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=300
     )
@@ -144,8 +134,9 @@ def test_a_corrupt_cached_build_is_rebuilt_with_a_note(rust_build, tmp_path, mon
 
     monkeypatch.setattr(rust, "_build_shim", lambda where: where / "shim")
     monkeypatch.setattr(rust, "_build_crate", rebuild_from_the_good_copy)
-    lib, _, rebuilt, note = rust.load_library()
-    assert rebuilt is True and lib.psr_last_error() is None
+    build = rust.load_library()
+    note = build.note
+    assert build.rebuilt is True and build.lib.psr_last_error() is None and build.facts()["build_note"] == note
     assert note.startswith(f"the cached build in {folder} did not load (") and note.endswith("; rebuilt"), note
     assert "\n" not in note
 
