@@ -58,6 +58,26 @@ def batching(batches):
     yield from batches
 
 
+def forward(impl, x):
+    """``impl.forward(x)`` in a frame named ``forward``, so a sampling profiler's stack names the phase."""
+    return impl.forward(x)
+
+
+def loss(impl, logits, y):
+    """``impl.loss(logits, y)`` in a frame named ``loss``."""
+    return impl.loss(logits, y)
+
+
+def backward(impl, value):
+    """``impl.backward(value)`` in a frame named ``backward``."""
+    impl.backward(value)
+
+
+def step(impl):
+    """``impl.step()`` in a frame named ``step``."""
+    impl.step()
+
+
 class PhaseRanges:
     """A staged implementation whose phase calls each run inside ``phase_range(<phase name>)``.
 
@@ -105,6 +125,11 @@ class PhaseRanges:
 def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=None) -> EpochTiming:
     """Drive one epoch of a staged implementation and time each phase of each step.
 
+    Every phase runs inside a frame named after it (:func:`batching`,
+    :func:`forward`, :func:`loss`, :func:`backward`, :func:`step`), so a
+    sampled stack reads ``time_staged_epoch;forward;Store.forward;…`` and a
+    flame graph's towers are the phases.
+
     ``batching`` of a step is the time from asking for the next batch to
     holding it. Creating the epoch's batch iterator is charged to the first
     step's batching and the final, empty request (with the release of the
@@ -133,17 +158,17 @@ def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=No
             break
         t1 = clock()
         x, y = batch
-        logits = impl.forward(x)
+        logits = forward(impl, x)
         t2 = clock()
-        loss = impl.loss(logits, y)
+        value = loss(impl, logits, y)
         t3 = clock()
-        impl.backward(loss)
+        backward(impl, value)
         t4 = clock()
-        impl.step()
+        step(impl)
         t5 = clock()
         rows.append((pending + t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4))
         pending = 0.0
-        losses.append(loss.detach())
+        losses.append(value.detach())
     if rows:
         last = rows[-1]
         rows[-1] = (last[0] + pending + t1 - t0,) + last[1:]

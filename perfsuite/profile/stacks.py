@@ -5,7 +5,7 @@ outermost to the innermost joined by ``;``, a space, then how many samples
 had that stack::
 
     <module> (run.py:3);time_epoch (perfsuite/core/phases.py:96);time_staged_epoch (perfsuite/core/phases.py:71);\
-forward (impls/store.py:140) 57
+forward (perfsuite/core/phases.py:62);forward (impls/store.py:140) 57
 
 (one line, cut here at the backslash for width)
 
@@ -21,8 +21,9 @@ How a sample is attributed (:class:`Attribution`):
   known). Everything else (waiting for the parent, setup) is *outside*.
 * Staged implementations: the phase is decided where the harness frame
   ``time_staged_epoch`` is, by the line it is executing, i.e. the call it is
-  in: ``next(iterator)`` / ``iter(impl.batches(...))`` is ``batching``,
-  ``impl.forward(...)`` is ``forward`` and so on. The map from line to phase is
+  in: ``next(iterator)`` / ``batching(impl.batches(...))`` is ``batching``,
+  ``forward(impl, x)`` (the harness's phase frame, :func:`perfsuite.core.phases.forward`)
+  is ``forward`` and so on. The map from line to phase is
   read from the harness's own source with :mod:`ast`
   (:func:`harness_call_sites`), so it follows edits of the harness. Nested
   frames with the same names (``nn.Module.forward``, ``Optimizer.step``) never
