@@ -29,7 +29,9 @@ from perfsuite.impls import toolchain
 SOURCE_DIR = Path(__file__).resolve().parent / "native"
 SOURCES = ("trainer.cpp",)
 MODULE_NAME = "perfsuite_native"
-CFLAGS = ("-O3",)
+CFLAGS = ("-O3", "-fno-optimize-sibling-calls")
+"""``-fno-optimize-sibling-calls``: a phase function's call is never a tail call, so its frame (``phase_forward``…)
+stays on the stack under everything the phase runs, and ``py-spy --native`` samples name the phase."""
 
 
 def source_paths() -> list:
