@@ -2,9 +2,9 @@
 
 py-spy's stacks start at the process's bootstrap (``<module>``, ``spawn_main``,
 ``_bootstrap``, ``run``, the worker's loop) and reach the phase several levels
-down. :func:`phase_rooted` keeps the samples inside an epoch — the same
-decision as :class:`~perfsuite.profile.stacks.Attribution`, so the towers add
-up to the sampled shares — and rewrites each as ``epoch;<phase>;<what ran in
+down. :func:`phase_rooted` keeps the samples inside an epoch — the
+decision of :meth:`~perfsuite.profile.stacks.Attribution.locate`, which also
+gives the sampled shares, so the towers add up to them — and rewrites each as ``epoch;<phase>;<what ran in
 it>``:
 
 * a staged implementation: the frames below the harness's own phase frame
@@ -25,7 +25,7 @@ format. Every function here works on ``(frames, count)`` pairs of
 from collections import Counter
 
 from perfsuite.core.interface import OTHER, PHASES
-from perfsuite.profile.stacks import EPOCH_FUNCTION, HARNESS_FUNCTION, NATIVE_PHASE, Attribution, Frame
+from perfsuite.profile.stacks import Attribution, Frame
 
 ROOT = "epoch"
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
@@ -38,20 +38,6 @@ def frame_text(frame: Frame) -> str:
     return f"{frame.name} ({frame.file})" if frame.file else frame.name
 
 
-def _below_phase(frames, phase: str) -> tuple:
-    """The frames that ran inside ``phase``, without the harness's (or the fused loop's) own phase frame."""
-    epoch = next(i for i, f in enumerate(frames) if f.function == EPOCH_FUNCTION)
-    inner = frames[epoch + 1 :]
-    if phase == OTHER:
-        return inner
-    harness = max((i for i, f in enumerate(inner) if f.function == HARNESS_FUNCTION), default=None)
-    if harness is not None:
-        rest = inner[harness + 1 :]
-        return rest[1:] if rest and rest[0].name == phase else rest
-    native = next((i for i, f in enumerate(inner) if NATIVE_PHASE.search(f.name)), None)
-    return inner[native + 1 :] if native is not None else inner
-
-
 def phase_rooted(stacks, attribution: Attribution | None = None, root: str = ROOT) -> list:
     """``(frames, count)`` of the samples inside epochs, each as ``(root, phase, *frames that ran in it)``.
 
@@ -61,10 +47,11 @@ def phase_rooted(stacks, attribution: Attribution | None = None, root: str = ROO
     attribution = attribution or Attribution()
     merged = Counter()
     for frames, count in stacks:
-        phase = attribution.phase_of(frames)
-        if phase is None:
+        found = attribution.locate(frames)
+        if found is None:
             continue
-        merged[(root, phase, *map(frame_text, _below_phase(frames, phase)))] += count
+        phase, below = found
+        merged[(root, phase, *map(frame_text, frames[below:]))] += count
     return sorted(merged.items(), key=lambda item: (-item[1], item[0]))
 
 

@@ -183,18 +183,33 @@ class Attribution:
 
     def phase_of(self, frames) -> str | None:
         """The phase (or ``other``) of one stack, ``None`` when it lies outside every epoch."""
+        found = self.locate(frames)
+        return None if found is None else found[0]
+
+    def locate(self, frames) -> tuple | None:
+        """``(phase, index of the first frame that ran inside the phase)`` of one stack; ``None`` outside epochs.
+
+        The frames from that index on are what the phase ran: below the
+        harness's own phase frame (``forward``…) of a staged loop, below the
+        ``phase_<phase>`` frame of a fused one, below the epoch frame for ``other``.
+        """
         start = self._epoch_frame(frames)
         if start is None:
             return None
-        inner = frames[start + 1 :]
-        harness = _last_index(inner, HARNESS_FUNCTION)
+        inner = start + 1
+        harness = _last_index(frames[inner:], HARNESS_FUNCTION)
         if harness is not None:
-            return self._staged_phase(inner[harness], inner[harness + 1 : harness + 2])
-        for frame in inner:
-            match = NATIVE_PHASE.search(frame.name)
+            at = inner + harness
+            phase = self._staged_phase(frames[at], frames[at + 1 : at + 2])
+            if phase == OTHER:
+                return OTHER, inner
+            own_frame = at + 1 < len(frames) and frames[at + 1].name == phase
+            return phase, at + 2 if own_frame else at + 1
+        for index in range(inner, len(frames)):
+            match = NATIVE_PHASE.search(frames[index].name)
             if match:
-                return match.group(1)
-        return OTHER
+                return match.group(1), index + 1
+        return OTHER, inner
 
     def _epoch_frame(self, frames) -> int | None:
         for index, frame in enumerate(frames):
