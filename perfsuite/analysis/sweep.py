@@ -80,14 +80,23 @@ def _point_rows(point: dict, run) -> list:
     return rows
 
 
-def sweep_frame(folder, record: dict) -> pd.DataFrame:
-    """Seconds per sample of every finished point x implementation x quantity, with floors."""
-    rows = []
+def finished_points(folder, record: dict) -> list:
+    """``(point, run)`` of every point of the sweep whose run folder holds measured files."""
+    found = []
     for point in record["points"]:
         where = Path(folder) / point["folder"]
         if (where / "epochs.csv").is_file() and (where / "meta.json").is_file():
-            rows += _point_rows(point, load_run(where))
-    frame = pd.DataFrame(rows)
+            found.append((point, load_run(where)))
+    return found
+
+
+def sweep_frame(folder, record: dict, finished: list | None = None) -> pd.DataFrame:
+    """Seconds per sample of every finished point x implementation x quantity, with floors.
+
+    ``finished`` is :func:`finished_points` when the caller has read them already.
+    """
+    finished = finished_points(folder, record) if finished is None else finished
+    frame = pd.DataFrame([row for point, run in finished for row in _point_rows(point, run)])
     if frame.empty:
         return frame
     for column in ("flops", "peak_gflops"):
@@ -176,14 +185,11 @@ def _share(fit: dict, batch: int) -> float:
     return fixed / (fixed + fit["seconds_per_sample"] * batch)
 
 
-def host_points(folder, record: dict) -> list:
+def host_points(folder, record: dict, finished: list | None = None) -> list:
     """Per finished point where store ran with native or rust: its host-language comparison (label, values, rows)."""
     found = []
-    for point in record["points"]:
-        where = Path(folder) / point["folder"]
-        if not ((where / "epochs.csv").is_file() and (where / "meta.json").is_file()):
-            continue
-        host = host_language(load_run(where))
+    for point, run in finished_points(folder, record) if finished is None else finished:
+        host = host_language(run)
         if host is not None:
             found.append({"point": point["label"], "values": point["values"], **host.to_dict()})
     return found
@@ -196,14 +202,15 @@ def analyse_sweep(folder) -> tuple:
     """
     folder = Path(folder)
     record = read_sweep(folder)
-    frame = sweep_frame(folder, record)
+    finished = finished_points(folder, record)
+    frame = sweep_frame(folder, record, finished)
     fits = overhead_fits(frame, record)
     if not frame.empty:
         frame.to_csv(folder / TABLE, index=False)
     record["analysis"] = {
         "overhead_fits": fits,
         "crossovers": [fit_sentence(f) for f in fits],
-        "host_language": host_points(folder, record),
+        "host_language": host_points(folder, record, finished),
     }
     write_json(folder / SWEEP_FILE, record)
     return record, frame
