@@ -49,9 +49,9 @@ class BuildError(RuntimeError):
     """A build step failed; the message is the compiler's first error line."""
 
 
-def sources() -> list:
-    """Every file the build reads: the shim and the crate."""
-    return [SHIM_SOURCE] + [CRATE_DIR / name for name in CRATE_FILES]
+def sources(root: Path = CRATE_DIR) -> list:
+    """Every file the build reads under ``root``: the shim and the crate."""
+    return [root / "shim" / SHIM_SOURCE.name] + [root / name for name in CRATE_FILES]
 
 
 def rustc_version() -> str:
@@ -62,7 +62,7 @@ def rustc_version() -> str:
 def source_digest(root: Path = CRATE_DIR, compiler: str | None = None) -> str:
     """A short hash of the sources under ``root``, the flags, the torch version and the Rust compiler."""
     digest = hashlib.sha256()
-    for path in [root / "shim" / SHIM_SOURCE.name] + [root / name for name in CRATE_FILES]:
+    for path in sources(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(" ".join(CFLAGS).encode() + b"\0" + torch.__version__.encode() + b"\0")
     digest.update((compiler or rustc_version()).encode())
@@ -190,10 +190,6 @@ def load_library() -> Build:
         return Build(_load(path), folder, compiler, time.perf_counter() - start, True, note)
 
 
-def _pointer(t: torch.Tensor) -> int:
-    return t.data_ptr()
-
-
 class Rust(Implementation):
     """The article's training loop in std-only Rust over a C ABI shim of LibTorch, phases timed in Rust."""
 
@@ -217,10 +213,10 @@ class Rust(Implementation):
         self.hidden, self.rows = w1.shape[0], len(x)
         self.steps = -(-self.rows // wl.batch_size)
         handle = self.lib.psr_trainer_new(
-            *map(_pointer, (x, y)),
+            *map(torch.Tensor.data_ptr, (x, y)),
             self.rows,
             INPUTS,
-            *map(_pointer, (w1, b1, w2, b2)),
+            *map(torch.Tensor.data_ptr, (w1, b1, w2, b2)),
             self.hidden,
             CLASSES,
             wl.batch_size,
