@@ -1,11 +1,15 @@
-"""Phase-rooted stacks, per-phase and differential stacks and the speedscope file, on hand-made stacks."""
+"""Phase-rooted stacks, per-phase and differential stacks and the speedscope file, on hand-made stacks;
+and their flame graphs as inferno draws them."""
 
+import html
 import json
+import re
+import sys
 
 import pytest
 
 from perfsuite.core.interface import OTHER
-from perfsuite.profile import folded, stacks
+from perfsuite.profile import flamesvg, folded, phaseflames, stacks
 from tests.test_stacks import EPOCH_LINE, WORKER, harness
 
 PHASES_PY = "perfsuite/core/phases.py"
@@ -84,3 +88,66 @@ def test_speedscope_file_shares_frames_and_weights_samples(tmp_path):
     profile = doc["profiles"][0]
     assert profile["type"] == "sampled" and profile["weights"] == [n for _, n in rooted]
     assert profile["endValue"] == 12 and [names[i] for i in profile["samples"][1]][:2] == ["epoch", "batching"]
+
+
+SVG_FRAME = re.compile(r'<g><title>(.*?) \(([\d,]+) samples?[^<]*</title><rect [^>]*?y="([\d.]+)"')
+
+
+def svg_levels(svg: str) -> list:
+    """The frame names of an inferno flame graph by depth: ``[{"all"}, {"epoch"}, {phases…}, …]``."""
+    frames = [(html.unescape(name), float(y)) for name, _, y in SVG_FRAME.findall(svg)]
+    ys = sorted({y for _, y in frames}, reverse=True)
+    return [{name for name, y in frames if y == level} for level in ys]
+
+
+def test_phase_graphs_have_the_phases_as_towers_and_one_file_per_sampled_phase(tmp_path):
+    pytest.importorskip("pyinferno")
+    files = phaseflames.write_phase_graphs(tmp_path, "store", folded.phase_rooted(staged()))
+    levels = svg_levels((tmp_path / files["svg"]).read_text())
+    assert levels[:3] == [{"all"}, {"epoch"}, {"forward", "batching", "step", OTHER}]
+    assert files["per_phase"] == {p: f"store.{p}.svg" for p in ("batching", "forward", "step", OTHER)}
+    forward = svg_levels((tmp_path / "store.forward.svg").read_text())
+    assert forward[2] == {"forward"} and "addmm (libtorch.so)" in forward[4]
+    assert not (tmp_path / "store.loss.svg").exists() and not (tmp_path / "store.backward.svg").exists()
+    assert files["notes"] == [
+        "store: no samples in loss, no loss flame graph",
+        "store: no samples in backward, no backward flame graph",
+    ]
+    assert (tmp_path / files["collapsed"]).read_text().splitlines()[0].startswith("epoch;forward;Store.forward")
+    assert json.loads((tmp_path / files["speedscope"]).read_text())["profiles"][0]["endValue"] == 12
+
+
+def test_differential_graph_colours_growth_red_and_shrinkage_blue(tmp_path):
+    pytest.importorskip("pyinferno")
+    rooted = {
+        "a": [(("epoch", "batching", "load"), 6), (("epoch", "forward", "mm"), 4)],
+        "b": [(("epoch", "batching", "load"), 2), (("epoch", "forward", "mm"), 8)],
+    }
+    entry = phaseflames.write_diff(tmp_path, "a", "b", rooted)
+    assert entry == {"before": "a", "after": "b", "folded": "diff-a-b.folded.txt", "svg": "diff-a-b.svg", "notes": []}
+    assert (tmp_path / "diff-a-b.folded.txt").read_text() == "epoch;forward;mm 4 8\nepoch;batching;load 6 2\n"
+    svg = (tmp_path / "diff-a-b.svg").read_text()
+    assert "mm (8 samples, 80.00%; +40.00%)" in svg and "load (2 samples, 20.00%; -40.00%)" in svg
+    fills = re.findall(r'fill="rgb\((\d+),(\d+),(\d+)\)"', svg)
+    assert any(r > b for r, _, b in map(lambda f: tuple(map(int, f)), fills))
+    assert any(b > r for r, _, b in map(lambda f: tuple(map(int, f)), fills))
+
+
+def test_nothing_to_draw_is_a_note_not_an_empty_file(tmp_path):
+    pytest.importorskip("pyinferno")
+    with pytest.raises(flamesvg.FlameSvgError, match="^x: no samples to draw$"):
+        flamesvg.write(tmp_path / "x.svg", [], "x")
+    files = phaseflames.write_phase_graphs(tmp_path, "idle", [])
+    assert files["svg"] is None and files["notes"] == ["idle: no samples inside an epoch, no phase flame graphs"]
+    assert not list(tmp_path.glob("*.svg"))
+
+
+def test_without_pyinferno_the_text_files_are_written_and_one_note_says_why(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyinferno", None)
+    rooted = folded.phase_rooted(staged())
+    files = phaseflames.write_phase_graphs(tmp_path, "store", rooted)
+    entry = phaseflames.write_diff(tmp_path, "store", "other", {"store": rooted, "other": rooted})
+    assert files["svg"] is None and files["per_phase"] == {} and not list(tmp_path.glob("*.svg"))
+    assert len(files["notes"]) == 1 and "pip install pyinferno" in files["notes"][0]
+    assert entry["notes"] == files["notes"] and entry["folded"] == "diff-store-other.folded.txt"
+    assert (tmp_path / "store.phases.collapsed.txt").is_file() and (tmp_path / "store.phases.speedscope.json").is_file()

@@ -121,6 +121,26 @@ def check_page(driver, html: Path, shot: Path) -> dict:
     return layout
 
 
+def check_svg(driver, svg: Path) -> list:
+    """Open a flame-graph SVG from a file:// address: no console error, no request beyond the file, no failure.
+
+    Returns the titles (``name (N samples, S%)``) of the frames drawn with a width.
+    """
+    driver.get_log("browser")
+    driver.get_log("performance")
+    driver.get(svg.resolve().as_uri())
+    assert driver.execute_script("return document.readyState") == "complete"
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"console errors: {errors}"
+    urls, failures = _network(driver, svg.resolve().as_uri())
+    assert not [u for u in urls if not u.startswith(("file:", "data:"))] and not failures, (urls, failures)
+    return driver.execute_script("""
+        return [...document.querySelectorAll('#frames g')]
+            .filter(g => g.querySelector('rect').getBoundingClientRect().width > 0)
+            .map(g => g.querySelector('title').textContent);
+    """)
+
+
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     """One tiny real run (idiomatic and store, 2 measured epochs of 2% of the data)."""

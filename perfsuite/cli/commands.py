@@ -9,6 +9,7 @@ and failures :class:`~perfsuite.core.errors.RunFailure`, which
 import random
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from perfsuite.analysis import benchjson
@@ -327,8 +328,13 @@ def _side_text(side) -> str:
 
 def flame(args) -> int:
     """``perfsuite flame``: record flame graphs, compare sampled and timer shares, measure the overhead."""
+    if args.from_dir:
+        for note in flame_mod.redraw(args.from_dir, flame_mod.diff_pairs(args.diff)):
+            print(f"perfsuite: {note}", file=sys.stderr)
+        print(f"report: {(Path(args.from_dir) / 'index.html').resolve()}")
+        return 0
     opts = flame_mod.options(args)
-    run = ProfileRun(args, "flame", flame_mod.profile_facts(opts))
+    run = ProfileRun(args, "flame", flame_mod.profile_facts(opts), check=partial(flame_mod.check_diffs, opts.diffs))
     payloads, failures = flame_mod.record_flames(run, opts)
     page = run.finish("failed" if failures else "complete")
     if payloads:

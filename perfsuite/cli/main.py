@@ -220,6 +220,21 @@ def build_parser() -> ArgumentParser:
         "--rate", type=int, default=DEFAULT_RATE, help=f"py-spy samples per second (default {DEFAULT_RATE})"
     )
     flm.add_argument("--native", action="store_true", help="also sample C/C++ frames (py-spy --native)")
+    flm.add_argument(
+        "--diff",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="also draw B's phase flame graph coloured by each frame's change in share from A "
+        "(red: larger in B, blue: smaller); repeatable; A and B must be sampled",
+    )
+    flm.add_argument(
+        "--from",
+        dest="from_dir",
+        default=None,
+        metavar="RUN_DIR",
+        help="sample nothing: draw the phase (and --diff) flame graphs again from RUN_DIR's collapsed stacks",
+    )
     flm.set_defaults(func=commands.flame)
 
     trc = sub.add_parser(

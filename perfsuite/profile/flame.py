@@ -21,12 +21,22 @@ one sampled stretch per format.
 What is written (``RUN_DIR/flame/``, the convention of
 :mod:`perfsuite.results.artifacts`):
 
-* ``<impl>.svg``, ``<impl>.speedscope.json``, ``<impl>.collapsed.txt`` — py-spy's own outputs;
+* ``<impl>.svg``, ``<impl>.speedscope.json``, ``<impl>.collapsed.txt`` — py-spy's own outputs
+  (the raw evidence: every frame from the process's bootstrap down);
+* ``<impl>.phases.svg``, ``<impl>.<phase>.svg``, ``<impl>.phases.collapsed.txt``,
+  ``<impl>.phases.speedscope.json`` — the same samples with the bootstrap cut and
+  the phases as the first towers under ``epoch``, whole and one phase at a time
+  (:mod:`perfsuite.profile.phaseflames`);
+* ``diff-A-B.svg`` and ``diff-A-B.folded.txt`` for every ``--diff A,B``: B's
+  phase-rooted flame graph coloured by the change of each frame's share from A;
 * ``<impl>.shares.json`` — samples and share per phase (and ``other``) from the
   collapsed stacks, the timer shares of the *same* epochs, their difference in
   percentage points, and the sampling overhead;
 * ``shares.csv`` — the agreement table of every implementation;
 * ``overhead.csv`` — wall and phase seconds of every unsampled and sampled epoch.
+
+``perfsuite flame --from RUN_DIR`` draws the phase and differential graphs
+again from a finished run's collapsed stacks, without sampling.
 
 The run folder's ``epochs.csv`` holds the warm-up epochs and the epochs
 sampled for the collapsed stacks (the ones the shares are computed from).
@@ -35,15 +45,17 @@ unsampled epoch, minus one, over all three stretches of the same worker.
 """
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from perfsuite.analysis.stats import median
 from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import PHASES, is_fused
-from perfsuite.profile import pyspy, stacks
+from perfsuite.profile import folded, phaseflames, pyspy, stacks
 from perfsuite.profile.session import ProfileRun
 from perfsuite.profile.worker import WorkerClient, WorkerFailure
+from perfsuite.render.report import write_report
 from perfsuite.results.writer import write_json
 
 SUFFIX = {"raw": ".collapsed.txt", "flamegraph": ".svg", "speedscope": ".speedscope.json"}
@@ -72,6 +84,7 @@ class FlameOptions:
     epochs: int
     warmup: int
     nice: int = 0
+    diffs: tuple = ()
 
 
 def sample_segment(client: WorkerClient, opts: FlameOptions, fmt: str, path: Path, first: int) -> Segment:
@@ -104,7 +117,9 @@ def profile_impl(run: ProfileRun, spec, opts: FlameOptions, flame_dir: Path) -> 
         client.close()
     run.record(spec.name, segments[0].sampled)
     attribution = stacks.Attribution.from_dict(ready["attribution"])
-    return shares_payload(spec.name, segments, attribution, opts, is_fused(spec.cls)), epoch_rows(spec.name, segments)
+    collapsed = stacks.read_collapsed(segments[0].path)
+    payload = shares_payload(spec.name, segments, collapsed, attribution, opts, is_fused(spec.cls))
+    return payload, epoch_rows(spec.name, segments), folded.phase_rooted(collapsed, attribution)
 
 
 def _median_wall(records) -> float:
@@ -127,10 +142,9 @@ def overhead(segments) -> dict:
     }
 
 
-def shares_payload(name: str, segments, attribution, opts: FlameOptions, fused: bool) -> dict:
-    """Sampled vs timer shares of the collapsed-stack stretch, and the overhead, as written to JSON."""
+def shares_payload(name: str, segments, collapsed, attribution, opts: FlameOptions, fused: bool) -> dict:
+    """Sampled vs timer shares of the collapsed-stack stretch (``collapsed``), and the overhead, as written to JSON."""
     raw = segments[0]
-    collapsed = stacks.read_collapsed(raw.path)
     counts = stacks.count_samples(collapsed, attribution)
     sampled, timers = counts.shares(), stacks.timer_shares(raw.sampled)
     rows = stacks.agreement(sampled, timers)
@@ -195,7 +209,33 @@ def options(args) -> FlameOptions:
         raise UsageError(f"--epochs {args.epochs}: sample at least one epoch")
     if args.warmup < 0:
         raise UsageError(f"--warmup {args.warmup}: cannot be negative")
-    return FlameOptions(pyspy.find_pyspy(), args.rate, args.native, args.epochs, args.warmup, pyspy.sampler_nice())
+    diffs = diff_pairs(args.diff)
+    binary = pyspy.find_pyspy()
+    return FlameOptions(binary, args.rate, args.native, args.epochs, args.warmup, pyspy.sampler_nice(), diffs)
+
+
+def diff_pairs(values) -> tuple:
+    """``(A, B)`` of every ``--diff A,B`` value: two different implementation names."""
+    pairs = []
+    for value in values or ():
+        names = [n.strip() for n in value.split(",")]
+        if len(names) != 2 or not all(names):
+            raise UsageError(f"--diff {value}: expected two implementation names, A,B (B drawn against A)")
+        if names[0] == names[1]:
+            raise UsageError(f"--diff {value}: compares {names[0]} with itself; name two different implementations")
+        pairs.append(tuple(names))
+    return tuple(pairs)
+
+
+def check_diffs(pairs, names, where: str = "sampled") -> None:
+    """Every name of ``--diff`` must be one of the implementations ``names`` (those ``where`` says)."""
+    for pair in pairs:
+        unknown = [n for n in pair if n not in names]
+        if unknown:
+            raise UsageError(
+                f"--diff {','.join(pair)}: {' and '.join(unknown)} not among the implementations {where} "
+                f"({', '.join(names)})"
+            )
 
 
 def profile_facts(opts: FlameOptions) -> dict:
@@ -218,11 +258,11 @@ def record_flames(run: ProfileRun, opts: FlameOptions) -> tuple:
     """
     flame_dir = run.folder / "flame"
     flame_dir.mkdir()
-    payloads, rows, failures = {}, [], []
+    payloads, rows, failures, rooted = {}, [], [], {}
     with run.recording(len(run.impls) * len(pyspy.FORMATS)):
         for index, spec in run.available():
             try:
-                payload, epochs = profile_impl(run, spec, opts, flame_dir)
+                payload, epochs, rooted[spec.name] = profile_impl(run, spec, opts, flame_dir)
             except pyspy.SamplerUnavailable as exc:
                 run.set_status(spec.name, spec.spec, "failed", str(exc))
                 for rest in run.impls[index + 1 :]:
@@ -236,7 +276,85 @@ def record_flames(run: ProfileRun, opts: FlameOptions) -> tuple:
             payloads[spec.name] = payload
             rows.extend(epochs)
             run.set_status(spec.name, spec.spec, "ok")
-    for name, payload in payloads.items():
-        write_json(flame_dir / f"{name}.shares.json", payload)
+    notes = draw_graphs(flame_dir, payloads, rooted)
+    run.meta["profile"]["diffs"] = draw_diffs(flame_dir, opts.diffs, rooted, notes, run.meta["implementations"])
+    run.save_meta()
+    for note in dict.fromkeys(notes):
+        run.progress.note(f"perfsuite: {note}")
     write_tables(flame_dir, payloads, rows)
     return payloads, failures
+
+
+def draw_graphs(flame_dir: Path, payloads: dict, rooted: dict) -> list:
+    """Phase flame graphs of every implementation, named in (and saved with) its shares payload; the notes."""
+    notes = []
+    for name, payload in payloads.items():
+        payload["graphs"] = phaseflames.write_phase_graphs(flame_dir, name, rooted[name])
+        notes.extend(payload["graphs"]["notes"])
+        write_json(flame_dir / f"{name}.shares.json", payload)
+    return notes
+
+
+def draw_diffs(flame_dir: Path, pairs, rooted: dict, notes: list, statuses: dict) -> list:
+    """The differential flame graph of each ``(A, B)`` whose two sides were sampled; the others become notes."""
+    entries = []
+    for before, after in pairs:
+        absent = [n for n in (before, after) if n not in rooted]
+        if absent:
+            why = ", ".join(f"{n} {statuses.get(n, {}).get('status', 'not sampled')}" for n in absent)
+            notes.append(f"--diff {before},{after}: not drawn ({why})")
+            continue
+        entry = phaseflames.write_diff(flame_dir, before, after, rooted)
+        notes.extend(entry["notes"])
+        entries.append(entry)
+    return entries
+
+
+def read_payload(path: Path) -> dict:
+    """A ``<impl>.shares.json`` this command wrote, with what a redraw needs; one-line error otherwise."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read it ({exc})") from exc
+    if not _redrawable(payload):
+        raise UsageError(f"{path}: not written by perfsuite flame (needs impl, files.raw and attribution)")
+    return payload
+
+
+def _redrawable(payload) -> bool:
+    """Whether a shares payload names its implementation, its collapsed stacks and its attribution rules."""
+    if not isinstance(payload, dict):
+        return False
+    files, attribution = payload.get("files"), payload.get("attribution")
+    return (
+        isinstance(payload.get("impl"), str)
+        and isinstance(files, dict)
+        and "raw" in files
+        and isinstance(attribution, dict)
+        and {"harness_lines", "epoch_lines"} <= attribution.keys()
+    )
+
+
+def redraw(folder, pairs) -> list:
+    """Draw the phase and differential flame graphs again from a run folder's collapsed stacks; the notes.
+
+    Reads every ``flame/<impl>.shares.json`` (its ``attribution`` and the
+    name of its collapsed-stack file), rewrites the phase-rooted files and the
+    payloads, draws ``pairs`` and writes the report again.
+    """
+    flame_dir = Path(folder) / "flame"
+    payloads = {}
+    for path in sorted(flame_dir.glob("*.shares.json")):
+        payload = read_payload(path)
+        payloads[payload["impl"]] = payload
+    if not payloads:
+        raise UsageError(f"--from {folder}: no flame/*.shares.json in it (a perfsuite flame run folder?)")
+    check_diffs(pairs, list(payloads), f"in {flame_dir}")
+    rooted = {}
+    for name, payload in payloads.items():
+        collapsed = stacks.read_collapsed(flame_dir / payload["files"]["raw"])
+        rooted[name] = folded.phase_rooted(collapsed, stacks.Attribution.from_dict(payload["attribution"]))
+    notes = draw_graphs(flame_dir, payloads, rooted)
+    draw_diffs(flame_dir, pairs, rooted, notes, {})
+    write_report(Path(folder))
+    return list(dict.fromkeys(notes))

@@ -26,11 +26,14 @@ def _specs(text) -> list:
 class ProfileRun:
     """Options, implementations and run folder of one profiling command."""
 
-    def __init__(self, args, command: str, options: dict):
+    def __init__(self, args, command: str, options: dict, check=None):
+        """Resolve the options and create the run folder; ``check(names)`` may refuse the implementations first."""
         self.workload = workload_from(args, repeats=1)
         self.timeout = timeout_from(args)
         self.dataset = data.resolve(args.dataset, args.data_dir)
         self.impls = registry.resolve(_specs(args.impls))
+        if check:
+            check([spec.name for spec in self.impls])
         self.progress = RunProgress(quiet=args.quiet)
         if self.dataset.note:
             self.progress.note(f"perfsuite: {self.dataset.note}")

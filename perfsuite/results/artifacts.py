@@ -5,14 +5,28 @@ own script) plugs into the report by writing files in these places inside the
 run folder; ``perfsuite report RUN_DIR`` then shows a section for each kind
 that exists (and none for a kind that does not):
 
-``flame/*.svg``
+``flame/<impl>.phases.svg`` and ``flame/<impl>.<phase>.svg``
+    Phase flame graphs (``perfsuite flame``): the first towers above ``epoch``
+    are the phases, with no process-bootstrap frames below the epoch; one
+    file per phase holds only that phase's samples. The report embeds each
+    ``<impl>.phases.svg`` (an interactive page: hover, click to zoom, search)
+    and links the per-phase graphs under it.
+
+``flame/diff-<A>-<B>.svg``
+    Differential flame graphs: B's phase-rooted samples, each frame coloured
+    by the change of its share from A (red: larger in B, blue: smaller).
+    Embedded in the report.
+
+``flame/*.svg`` (any other)
     Flame graphs (e.g. ``py-spy record --format flamegraph -o flame/store.svg``).
     Linked from the report (they are interactive pages of their own). Name
     them after the implementation: ``<impl>.svg`` or ``<impl>-<anything>.svg``.
 
-``flame/*.speedscope.json`` and ``flame/*.collapsed.txt``
+``flame/*.speedscope.json``, ``flame/*.collapsed.txt`` and ``flame/*.folded.txt``
     Other forms of the same samples (py-spy ``--format speedscope`` and
-    ``--format raw``), linked beside the flame graphs.
+    ``--format raw``, their phase-rooted ``<impl>.phases.*`` versions, and a
+    differential graph's ``diff-<A>-<B>.folded.txt``: ``stack count_A count_B``),
+    linked beside the flame graphs.
 
 ``flame/*.json`` (other than ``*.speedscope.json``)
     Sampled phase shares: ``{"impl": "store", "samples": 5123, "shares":
@@ -20,7 +34,9 @@ that exists (and none for a kind that does not):
     per phase; ``impl`` defaults to the file's stem, and a bare
     ``{phase: share}`` mapping is accepted too. An optional ``"overhead"``
     object (``perfsuite flame`` writes one: ``overhead_pct``,
-    ``unsampled_epoch_median_s``, ``sampled_epoch_median_s``) is shown too.
+    ``unsampled_epoch_median_s``, ``sampled_epoch_median_s``) is shown too,
+    and so are the notes of a ``"graphs"`` object (the phase flame graphs
+    that were not drawn, and why).
 
 ``trace/*.json``
     Chrome trace-event files (``torch.profiler`` ``export_chrome_trace``,
@@ -50,7 +66,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfsuite.core.interface import PHASES
+from perfsuite.core.interface import OTHER, PHASES
 
 TRACE_READ_LIMIT = 64 * 1024 * 1024
 
@@ -66,6 +82,8 @@ class Artifact:
     rows: list = field(default_factory=list)
     error: str = ""
     overhead: dict | None = None
+    label: str = ""
+    notes: list = field(default_factory=list)
 
 
 def _impl_of(stem: str, impls) -> str | None:
@@ -96,16 +114,66 @@ def _read_json(path: Path, art: Artifact):
         return None
 
 
+GRAPH_PHASES = PHASES + (OTHER,)
+PHASES_SVG = ".phases.svg"
+
+
+def _phase_graph_names(folder: Path) -> set:
+    """File names of the phase and differential flame graphs in ``flame/`` (shown apart from the others)."""
+    names = {p.name for p in (folder / "flame").glob("diff-*.svg")}
+    for path in (folder / "flame").glob(f"*{PHASES_SVG}"):
+        stem = path.name[: -len(PHASES_SVG)]
+        names |= {path.name, *(f"{stem}.{phase}.svg" for phase in GRAPH_PHASES)}
+    return names
+
+
 def flame_graphs(folder: Path, impls) -> list:
-    """``flame/*.svg`` files."""
-    return [_entry(folder, p, impls) for p in sorted((folder / "flame").glob("*.svg"))]
+    """``flame/*.svg`` files other than the phase and differential flame graphs."""
+    shown_apart = _phase_graph_names(folder)
+    paths = sorted(p for p in (folder / "flame").glob("*.svg") if p.name not in shown_apart)
+    return [_entry(folder, p, impls) for p in paths]
 
 
-SAMPLE_FORMS = ("*.speedscope.json", "*.collapsed.txt")
+def phase_flames(folder: Path, impls) -> list:
+    """``flame/<impl>.phases.svg`` files; ``rows`` holds the ``{phase, path}`` of its per-phase graphs."""
+    found = []
+    for path in sorted((folder / "flame").glob(f"*{PHASES_SVG}")):
+        art = _entry(folder, path, impls)
+        stem = path.name[: -len(PHASES_SVG)]
+        art.impl = art.impl or stem
+        for phase in GRAPH_PHASES:
+            one = path.with_name(f"{stem}.{phase}.svg")
+            if one.is_file():
+                art.rows.append({"phase": phase, "path": str(one.relative_to(folder))})
+        found.append(art)
+    return found
+
+
+def _diff_label(stem: str, impls) -> str:
+    """``"B vs A"`` of ``diff-A-B`` when A and B are implementation names, else what follows ``diff-``."""
+    pair = stem[len("diff-") :]
+    for before in sorted(impls, key=len, reverse=True):
+        after = pair[len(before) + 1 :]
+        if pair.startswith(f"{before}-") and after in impls:
+            return f"{after} vs {before}"
+    return pair
+
+
+def diff_flames(folder: Path, impls) -> list:
+    """``flame/diff-<A>-<B>.svg`` files, labelled ``B vs A``."""
+    found = []
+    for path in sorted((folder / "flame").glob("diff-*.svg")):
+        art = _entry(folder, path, impls)
+        art.impl, art.label = None, _diff_label(path.stem, list(impls))
+        found.append(art)
+    return found
+
+
+SAMPLE_FORMS = ("*.speedscope.json", "*.collapsed.txt", "*.folded.txt")
 
 
 def sample_files(folder: Path, impls) -> list:
-    """``flame/*.speedscope.json`` and ``flame/*.collapsed.txt`` files."""
+    """``flame/*.speedscope.json``, ``flame/*.collapsed.txt`` and ``flame/*.folded.txt`` files."""
     paths = sorted(p for pattern in SAMPLE_FORMS for p in (folder / "flame").glob(pattern))
     return [_entry(folder, p, impls) for p in paths]
 
@@ -121,6 +189,8 @@ def sampled_shares(folder: Path, impls) -> list:
         if isinstance(payload, dict):
             art.impl = payload.get("impl", art.impl) or path.stem
             art.overhead = payload["overhead"] if isinstance(payload.get("overhead"), dict) else None
+            graphs = payload.get("graphs")
+            art.notes = [str(n) for n in graphs.get("notes", [])] if isinstance(graphs, dict) else []
             raw = payload.get("shares", payload)
             art.shares = normalise(raw) if isinstance(raw, dict) else None
             if art.shares is None:
@@ -203,6 +273,8 @@ def discover(folder, impls) -> dict:
     """Every optional evidence file of a run folder, by kind (kinds with no file are left out)."""
     folder = Path(folder)
     kinds = {
+        "phase_flames": phase_flames(folder, impls),
+        "diff_flames": diff_flames(folder, impls),
         "flame": flame_graphs(folder, impls),
         "samples": sample_files(folder, impls),
         "shares": sampled_shares(folder, impls),
