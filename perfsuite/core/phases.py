@@ -47,15 +47,17 @@ class EpochMeasurement:
         return float(self.phases.sum()) / self.wall if self.wall > 0 else float("nan")
 
 
-def batching(batches):
-    """Yield from ``batches``: every request for a batch runs inside this frame.
+def batching(impl, epoch: int):
+    """Yield from ``impl.batches(epoch)``: creating the iterator and every request for a batch run in this frame.
 
-    A sampling profiler therefore finds a frame named ``batching`` under the
-    harness for each batching sample, whatever the implementation's iterator
-    is (a DataLoader, a generator expression): the phase is its own tower in
-    a flame graph, like ``forward``, ``loss``, ``backward`` and ``step``.
+    A sampling profiler (or memray's allocation stacks) therefore finds a
+    frame named ``batching`` under the harness for each batching sample,
+    whatever the implementation's iterator is (a DataLoader, a generator
+    expression) and whatever ``batches`` does before its first batch (e.g.
+    shuffle the data set): the phase is its own tower in a flame graph, like
+    ``forward``, ``loss``, ``backward`` and ``step``.
     """
-    yield from batches
+    yield from impl.batches(epoch)
 
 
 def forward(impl, x):
@@ -147,7 +149,7 @@ def time_staged_epoch(impl, epoch: int, clock: Clock = monotonic, phase_range=No
     losses = []
     x = y = None
     t0 = clock()
-    iterator = batching(impl.batches(epoch))
+    iterator = batching(impl, epoch)
     pending = clock() - t0
     while True:
         t0 = clock()

@@ -21,7 +21,7 @@ How a sample is attributed (:class:`Attribution`):
   known). Everything else (waiting for the parent, setup) is *outside*.
 * Staged implementations: the phase is decided where the harness frame
   ``time_staged_epoch`` is, by the line it is executing, i.e. the call it is
-  in: ``next(iterator)`` / ``batching(impl.batches(...))`` is ``batching``,
+  in: ``next(iterator)`` / ``batching(impl, epoch)`` is ``batching``,
   ``forward(impl, x)`` (the harness's phase frame, :func:`perfsuite.core.phases.forward`)
   is ``forward`` and so on. The map from line to phase is
   read from the harness's own source with :mod:`ast`
