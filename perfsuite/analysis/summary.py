@@ -17,6 +17,7 @@ import pandas as pd
 from perfsuite.analysis import ranks as ranksummary
 from perfsuite.analysis import roofline
 from perfsuite.analysis.hostlang import host_language
+from perfsuite.analysis.memory import memory_by_phase
 from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.speedups import analyse
 from perfsuite.analysis.stats import median
@@ -155,10 +156,15 @@ def write_summary(source, statistics=None, noise=None, host=None) -> dict:
     goes under ``"statistics"`` and ``noise`` (its
     :class:`~perfsuite.analysis.noise.Diagnosis`) under ``"noise"`` and ``host``
     (a :class:`~perfsuite.analysis.hostlang.HostLanguage`) under ``"host_language"``
-    when given. This is the only writer of ``summary.json``.
+    when given; a ``perfsuite memory`` run's figures
+    (:func:`~perfsuite.analysis.memory.memory_by_phase`) go under ``"memory"``.
+    This is the only writer of ``summary.json``.
     """
     run = source if isinstance(source, Run) else load_run(source)
     summary = summarize(run)
+    memory = memory_by_phase(run)
+    if memory is not None:
+        summary["memory"] = memory.to_dict()
     if statistics is not None:
         summary["statistics"] = statistics.to_dict()
     if noise is not None:

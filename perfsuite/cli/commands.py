@@ -16,6 +16,7 @@ from perfsuite.analysis import benchjson
 from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
+from perfsuite.analysis.memory import compare_memory, memory_by_phase
 from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
@@ -25,6 +26,7 @@ from perfsuite.measure import sweep as sweep_driver
 from perfsuite.measure.measurement import measure
 from perfsuite.measure.runner import Runner
 from perfsuite.profile import flame as flame_mod
+from perfsuite.profile import memory as memory_mod
 from perfsuite.profile import trace as trace_mod
 from perfsuite.profile.session import ProfileRun
 from perfsuite.render import terminal
@@ -217,26 +219,40 @@ def compare(args) -> int:
     if args.html:
         write_compare_page(Path(args.html), rows, warnings, base, new, threshold, alpha=args.alpha, mode=mode)
         print(f"comparison: {Path(args.html).resolve()}")
-    _gate(rows, threshold)
+    _gate(rows, threshold, _memory_gate(base, new, threshold))
     return 0
 
 
-def _gate(rows: list, threshold: float) -> None:
-    """List the inconclusive rows; raise the ``slower`` ones as one line (exit 1), else say there are none."""
+def _memory_gate(base, new, threshold: float) -> list:
+    """Compare the memory figures of two ``perfsuite memory`` runs (printed); the ones larger beyond the margin."""
+    before, after = memory_by_phase(base), memory_by_phase(new)
+    if before is None or after is None:
+        return []
+    rows = compare_memory(before, after, threshold)
+    title = f"{new.folder} vs {base.folder} · tensor memory · margin ±{threshold * 100:g}%"
+    make_console().print(terminal.memory_compare_table(rows, title))
+    return [f"{r.impl} {r.quantity} ×{r.ratio:.3f}" for r in rows if r.verdict == "larger"]
+
+
+def _gate(rows: list, threshold: float, larger: list = ()) -> None:
+    """List the inconclusive rows; raise the ``slower`` ones and the ``larger`` memory figures as one line
+    (exit 1), else say there are none."""
     inconclusive = [f"{r.impl} {r.quantity}" for r in rows if r.verdict == "inconclusive"]
     if inconclusive:
         print(f"inconclusive, needs more epochs (does not fail the gate): {', '.join(inconclusive)}")
-    slower = [r for r in rows if r.verdict == "slower"]
+    slower = [
+        f"{r.impl} {r.quantity} ×{r.ratio:.3f} (95% CI {r.low:.3f}–{r.high:.3f}, "
+        f"p={r.p_value:.2g}, adjusted {r.p_adjusted:.2g})"
+        for r in rows
+        if r.verdict == "slower"
+    ]
+    failures = []
     if slower:
-        raise RunFailure(
-            "significant slowdown beyond "
-            + f"{threshold:.0%}: "
-            + "; ".join(
-                f"{r.impl} {r.quantity} ×{r.ratio:.3f} (95% CI {r.low:.3f}–{r.high:.3f}, "
-                f"p={r.p_value:.2g}, adjusted {r.p_adjusted:.2g})"
-                for r in slower
-            )
-        )
+        failures.append(f"significant slowdown beyond {threshold:.0%}: " + "; ".join(slower))
+    if larger:
+        failures.append(f"more tensor memory beyond {threshold:.0%}: " + "; ".join(larger))
+    if failures:
+        raise RunFailure("; ".join(failures))
     print(f"no significant slowdown beyond {threshold:.0%}")
 
 
@@ -339,6 +355,20 @@ def flame(args) -> int:
     page = run.finish("failed" if failures else "complete")
     if payloads:
         terminal.print_flame_results(payloads)
+    return _finished(run.folder, page, failures, "what was recorded is kept in")
+
+
+def memory(args) -> int:
+    """``perfsuite memory``: allocations and peak live bytes per phase, RSS per epoch, memray's cross-check."""
+    opts = memory_mod.options(args)
+    run = ProfileRun(args, "memory", memory_mod.profile_facts(opts))
+    failures = memory_mod.record_memory(run, opts)
+    page = run.finish("failed" if failures else "complete")
+    summary = read_summary(run.folder)
+    if summary.get("memory"):
+        make_console().print(terminal.memory_table(summary["memory"]))
+        for line in terminal.memory_lines(summary["memory"]):
+            print(f"perfsuite: {line}")
     return _finished(run.folder, page, failures, "what was recorded is kept in")
 
 

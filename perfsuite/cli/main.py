@@ -18,6 +18,7 @@ from perfsuite.core import options
 from perfsuite.core.errors import PerfsuiteError
 from perfsuite.core.metadata import VERSION
 from perfsuite.measure.sweep import VARIABLES
+from perfsuite.profile import memory
 from perfsuite.profile.flame import DEFAULT_EPOCHS, DEFAULT_RATE
 from perfsuite.profile.trace import DEFAULT_TOP
 
@@ -236,6 +237,23 @@ def build_parser() -> ArgumentParser:
         help="sample nothing: draw the phase (and --diff) flame graphs again from RUN_DIR's collapsed stacks",
     )
     flm.set_defaults(func=commands.flame)
+
+    mem = sub.add_parser(
+        "memory",
+        help="tensor allocations and peak live bytes per phase, RSS per epoch, memray cross-check (apart from timing)",
+    )
+    _profile_options(mem, "measure")
+    mem.set_defaults(subset=memory.DEFAULT_SUBSET)
+    mem.add_argument(
+        "--epochs",
+        type=int,
+        default=memory.DEFAULT_EPOCHS,
+        help=f"plain epochs, then as many profiled for memory (default {memory.DEFAULT_EPOCHS}); "
+        f"--subset defaults to {memory.DEFAULT_SUBSET:g} here",
+    )
+    mem.add_argument("--warmup", type=int, default=1, help="warm-up epochs before any measurement (default 1)")
+    mem.add_argument("--no-memray", action="store_true", help="skip the epoch under memray (the cross-check)")
+    mem.set_defaults(func=commands.memory)
 
     trc = sub.add_parser(
         "trace", help="torch.profiler Chrome trace per implementation, ranges per phase, top operators per phase"

@@ -10,6 +10,11 @@ loads the data, builds the implementation and answers commands over a pipe:
   flame graph), answering their timer records;
 * ``("trace", first, warmup, active, path, top)`` — profile epochs with
   torch.profiler (:mod:`perfsuite.profile.torchtrace`);
+* ``("memory", first, count, profiled)`` — epochs with or without
+  torch.profiler's memory events (:mod:`perfsuite.profile.allocations`);
+* ``("memray", epoch, path)`` — one epoch under memray
+  (:mod:`perfsuite.profile.memraycheck`); when memray cannot track here the
+  answer is ``{"unavailable": reason}`` and the worker goes on;
 * ``("stop",)``.
 
 Accuracy is not evaluated (it would run between sampled epochs). An
@@ -25,7 +30,7 @@ from perfsuite.core.errors import RunFailure
 from perfsuite.core.phases import time_epoch
 from perfsuite.measure import processes
 from perfsuite.measure.worker import WorkerState, epoch_record
-from perfsuite.profile import torchtrace
+from perfsuite.profile import allocations, memraycheck, torchtrace
 from perfsuite.profile.stacks import Attribution
 
 STARTUP_TIMEOUT = 600.0
@@ -45,13 +50,20 @@ def measured_epochs(impl, first: int, count: int, warmup: bool = False, phase_ra
 
 
 def answer(state: WorkerState, command: str, args):
-    """The answer to ``setup``, ``epochs`` or ``trace``."""
+    """The answer to ``setup``, ``epochs``, ``trace``, ``memory`` or ``memray``."""
     if command == "setup":
         return state.setup(0)
     if command == "epochs":
         return measured_epochs(state.impl, *args)
     if command == "trace":
         return torchtrace.profile_epochs(state.impl, *args)
+    if command == "memory":
+        return allocations.memory_epochs(state.impl, *args)
+    if command == "memray":
+        try:
+            return memraycheck.tracked_epoch(state.impl, *args)
+        except memraycheck.MemrayUnavailable as exc:
+            return {"unavailable": str(exc)}
     raise ValueError(f"unknown command {command!r}")
 
 

@@ -1,5 +1,6 @@
 """The one Jinja2 environment of perfsuite's pages and how a page is written."""
 
+import math
 from pathlib import Path
 
 import jinja2
@@ -7,15 +8,28 @@ import jinja2
 from perfsuite.results.writer import write_text
 
 
+def size(value) -> str:
+    """Bytes in binary units (``1.5 MiB``); ``—`` when unknown (the ``size`` filter of the templates)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    for unit in ("B", "KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024.0
+    return f"{value:.1f} GiB"
+
+
 def environment() -> jinja2.Environment:
     """The Jinja2 environment loading perfsuite's packaged templates (HTML autoescaped)."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("perfsuite.render", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["size"] = size
+    return env
 
 
 def render(template: str, **context) -> str:

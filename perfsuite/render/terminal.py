@@ -15,6 +15,7 @@ from perfsuite.analysis.check import REFERENCE
 from perfsuite.analysis.roofline import describe as describe_roofline
 from perfsuite.analysis.sweep import sweep_frame
 from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.render.html import size
 from perfsuite.render.progress import console as make_console
 from perfsuite.results.reader import read_sweep
 
@@ -133,6 +134,19 @@ def compare_table(
     return t
 
 
+def memory_compare_table(rows: list, title: str) -> Table:
+    """Memory figures of two runs (:func:`perfsuite.analysis.memory.compare_memory`), ``larger`` in red."""
+    t = Table(title=title, caption="exit status 1 when a figure is larger beyond the margin", caption_justify="left")
+    for col in ("implementation", "quantity", "base", "new", "new/base", "verdict"):
+        t.add_column(col, justify="left" if col in ("implementation", "quantity", "verdict") else "right")
+    colour = {"larger": "red", "smaller": "green", "no change": "default"}
+    for r in rows:
+        bytes_ = "bytes" in r.quantity or "peak" in r.quantity
+        shown = (size(r.base), size(r.new)) if bytes_ else (f"{r.base:,.1f}", f"{r.new:,.1f}")
+        t.add_row(r.impl, r.quantity, *shown, _number(r.ratio, ".3f"), f"[{colour[r.verdict]}]{r.verdict}[/]")
+    return t
+
+
 def ab_table(result, title: str) -> Table:
     """An A/B (:class:`perfsuite.analysis.ab.AbResult`) in :func:`compare_table`'s style and caption.
 
@@ -180,6 +194,47 @@ def print_flame_results(payloads: dict) -> None:
             markup=False,
             highlight=False,
         )
+
+
+def memory_table(memory: dict) -> Table:
+    """``perfsuite memory``: tensor allocations and bytes per step, and the peak, by implementation and phase."""
+    t = Table(title="tensor memory by phase (torch.profiler memory events; per step: median over profiled epochs)")
+    for col in ("implementation", "phase", "allocations/step", "allocated/step", "freed/step", "peak in phase"):
+        t.add_column(col, justify="left" if col in ("implementation", "phase") else "right")
+    for name, m in memory["impls"].items():
+        for phase, f in m["phases"].items():
+            t.add_row(
+                name,
+                phase,
+                f"{f['allocations_per_step']:,.1f}",
+                size(f["allocated_bytes_per_step"]),
+                size(f["freed_bytes_per_step"]),
+                size(f["peak_bytes"]),
+            )
+        t.add_section()
+    return t
+
+
+def memory_lines(memory: dict) -> list:
+    """One line per implementation: peaks, RSS, memory mode's overhead and memray's cross-check."""
+    lines = []
+    for name, m in memory["impls"].items():
+        overhead = "—" if m["overhead_pct"] is None else f"{m['overhead_pct']:+.0f}%"
+        text = (
+            f"{name}: live tensor peak {size(m['live_peak_bytes'])} above the epoch's start, "
+            f"RSS peak {size(m['rss_peak_bytes'])} per plain epoch, memory mode's overhead {overhead} "
+            "on the epoch"
+        )
+        check = m["memray"]
+        if check.get("tensor_peak_bytes") is not None:
+            diff = "—" if check["difference_pct"] is None else f"{check['difference_pct']:+.1f}%"
+            text += (
+                f"; memray: tensor peak {size(check['tensor_peak_bytes'])} ({diff} vs torch), "
+                f"whole-heap peak {size(check['heap_peak_bytes'])}"
+            )
+            text += "" if check["agrees"] else f" ({check['reason']})"
+        lines.append(text)
+    return lines + memory["notes"]
 
 
 def print_top_ops(name: str, found: dict) -> None:

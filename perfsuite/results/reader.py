@@ -22,6 +22,12 @@ from perfsuite.results.schema import (
     EPOCHS_COLUMNS,
     FACTS,
     MACHINE_COLUMNS,
+    MEMORY_EPOCHS,
+    MEMORY_EPOCHS_COLUMNS,
+    MEMORY_PHASES,
+    MEMORY_PHASES_COLUMNS,
+    MEMRAY_PHASES,
+    MEMRAY_PHASES_COLUMNS,
     PHASES_COLUMNS,
     RANK,
     SCHEMA_VERSION,
@@ -44,8 +50,11 @@ _REQUIRED = {  # name: (columns, numeric columns that must be filled, numeric co
     "steps.csv": (STEPS_COLUMNS, ["round", "epoch", "step"], ["loss"]),
     "machine.csv": (MACHINE_COLUMNS, ["round", "epoch"], [c for c in MACHINE_COLUMNS[3:] if c != "note"]),
     "calibration.csv": (CALIBRATION_COLUMNS, ["round", "epoch"], CALIBRATION_COLUMNS[2:-1]),
+    MEMORY_PHASES: (MEMORY_PHASES_COLUMNS, MEMORY_PHASES_COLUMNS[3:], []),
+    MEMORY_EPOCHS: (MEMORY_EPOCHS_COLUMNS, ["epoch", "steps", "wall_seconds"], MEMORY_EPOCHS_COLUMNS[5:]),
+    MEMRAY_PHASES: (MEMRAY_PHASES_COLUMNS, MEMRAY_PHASES_COLUMNS[3:], []),
 }
-OPTIONAL_TABLES = ("machine.csv", "calibration.csv")
+OPTIONAL_TABLES = ("machine.csv", "calibration.csv", MEMORY_PHASES, MEMORY_EPOCHS, MEMRAY_PHASES)
 """Side files that older run folders lack: read as empty tables."""
 
 
@@ -143,6 +152,11 @@ class Run:
     def calibration(self) -> pd.DataFrame:
         """The calibration probe of every pass (``calibration.csv``); empty when the run did not record it."""
         return self._table("calibration.csv")
+
+    def memory(self, name: str) -> pd.DataFrame:
+        """A ``memory/`` table of ``perfsuite memory`` (``MEMORY_PHASES``, ``MEMORY_EPOCHS`` or
+        ``MEMRAY_PHASES`` of :mod:`perfsuite.results.schema`); empty when the run did not measure memory."""
+        return self._table(name)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._cache:

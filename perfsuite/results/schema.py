@@ -69,7 +69,57 @@ CALIBRATION_COLUMNS = ["round", "epoch", "threads", "sgemm_gflops", "copy_gbps",
 """``calibration.csv``: one row per pass, measured in the parent before the pass ``(round, epoch)``
 starts: a fixed sgemm's GFLOP/s, a memory copy's GB/s (bytes copied per second), the probe's own
 wall seconds, and ``note`` (why a rate is empty, the first time)."""
-SIDE_FILES = {"machine.csv": MACHINE_COLUMNS, "calibration.csv": CALIBRATION_COLUMNS}
+MEMORY_PHASES = "memory/phases.csv"
+MEMORY_PHASES_COLUMNS = [
+    "impl",
+    "epoch",
+    "phase",
+    "steps",
+    "ranges",
+    "allocations",
+    "allocated_bytes",
+    "frees",
+    "freed_bytes",
+    "peak_bytes",
+    "peak_bytes_median",
+]
+"""``memory/phases.csv`` (``perfsuite memory``): one row per implementation, profiled epoch and phase
+(the five phases and ``other``) from torch.profiler's memory events: tensor allocations and frees with
+their bytes, and the live bytes' high-water above the start of a range of the phase (largest and
+median over the epoch's ``ranges`` of that phase); see :mod:`perfsuite.profile.allocations`."""
+MEMORY_EPOCHS = "memory/epochs.csv"
+MEMORY_EPOCHS_COLUMNS = [
+    "impl",
+    "epoch",
+    "mode",
+    "steps",
+    "wall_seconds",
+    "rss_peak_bytes",
+    "rss_reset",
+    "live_peak_bytes",
+    "net_bytes",
+    "tensor_peak_bytes",
+    "allocations",
+]
+"""``memory/epochs.csv``: one row per epoch of ``perfsuite memory``. ``mode`` is ``plain`` (no
+profiler: the reference of the overhead and the RSS), ``profiled`` (torch.profiler with memory
+events) or ``memray`` (under ``memray.Tracker``). ``rss_peak_bytes`` is the process's resident-set
+high-water mark, reset before the epoch when ``rss_reset`` is 1. ``live_peak_bytes`` is the live
+bytes' high-water above the epoch's start (tensor bytes for ``profiled``, the whole heap for
+``memray``), ``net_bytes`` their change over the epoch; for ``memray``, ``tensor_peak_bytes`` is
+the high-water of its live ``posix_memalign`` blocks alone (tensor storage) and ``allocations``
+every allocation it saw."""
+MEMRAY_PHASES = "memory/memray.csv"
+MEMRAY_PHASES_COLUMNS = ["impl", "epoch", "phase", "allocations", "bytes", "tensor_allocations", "tensor_bytes"]
+"""``memory/memray.csv``: memray's allocations per phase of its epoch (the harness's phase frame on the
+allocation's stack), all of them and the ``posix_memalign`` ones (tensor storage)."""
+SIDE_FILES = {
+    "machine.csv": MACHINE_COLUMNS,
+    "calibration.csv": CALIBRATION_COLUMNS,
+    MEMORY_PHASES: MEMORY_PHASES_COLUMNS,
+    MEMORY_EPOCHS: MEMORY_EPOCHS_COLUMNS,
+    MEMRAY_PHASES: MEMRAY_PHASES_COLUMNS,
+}
 """Optional files a run folder may hold, written as epochs and passes happen."""
 FILES = ("phases.csv", "steps.csv", "epochs.csv", "machine.csv", "calibration.csv", "meta.json", "summary.json")
 SWEEP_FILE = "sweep.json"

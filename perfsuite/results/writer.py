@@ -132,6 +132,12 @@ class ResultsWriter:
         """Append one pass's probe to ``calibration.csv`` (:data:`~perfsuite.results.schema.CALIBRATION_COLUMNS`)."""
         self._append_side("calibration.csv", row)
 
+    def append_memory(self, name: str, row: dict) -> None:
+        """Append one row to a ``memory/`` table (:data:`~perfsuite.results.schema.MEMORY_PHASES`,
+        :data:`~perfsuite.results.schema.MEMORY_EPOCHS` or :data:`~perfsuite.results.schema.MEMRAY_PHASES`)."""
+        (self.folder / name).parent.mkdir(exist_ok=True)
+        self._append_side(name, row)
+
     def _append_side(self, name: str, row: dict) -> None:
         """Append ``row`` to the side file ``name`` (opened, with its header, on first use) and fsync it."""
         if name not in self._files:
