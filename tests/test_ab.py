@@ -26,8 +26,14 @@ SLOW_STEP = """    def step(self):
 QUICK = ["--subset", "0.02", "--warmup", "1", "--threads", "1", "--quiet"]
 
 
-def make_side(folder: Path, slow: bool = False) -> Path:
-    """A copy of the repository's ``impls/`` and ``pyproject.toml``; ``slow``: ``Store.step`` sleeps 2 ms more."""
+GREEDY_STEP = """    def step(self):
+        self.kept = torch.ones(1 << 18)
+"""
+
+
+def make_side(folder: Path, slow: bool = False, greedy: bool = False) -> Path:
+    """A copy of the repository's ``impls/`` and ``pyproject.toml``; ``slow``: ``Store.step`` sleeps 2 ms more;
+    ``greedy``: it allocates one more 1 MiB tensor per step."""
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "pyproject.toml", folder)
     shutil.copytree(ROOT / "impls", folder / "impls", ignore=shutil.ignore_patterns("__pycache__", "build"))
@@ -39,6 +45,9 @@ def make_side(folder: Path, slow: bool = False) -> Path:
             "import torch\n", "import time\n\nimport torch\n", 1
         )
         store.write_text(text)
+    if greedy:
+        store = folder / "impls" / "store.py"
+        store.write_text(store.read_text().replace("    def step(self):\n", GREEDY_STEP, 1))
     return folder
 
 
@@ -67,6 +76,22 @@ def test_a_slowed_step_is_slower(sides, tmp_path, capsys):
     record = json.loads((out / "meta.json").read_text())["ab"]
     assert [s["folder"] for s in record["sides"]] == [str(a), str(b)]
     assert record["pairs"] == [{"impl": "store", "base": "store@base", "new": "store@new"}]
+
+
+def test_memory_gate_fails_on_more_tensor_memory(sides, tmp_path, capsys):
+    a, _, _ = sides
+    greedy = make_side(tmp_path / "greedy", greedy=True)
+    out = tmp_path / "r"
+    args = ["ab", str(a), str(greedy), "--impls", "store", "--epochs", "2", "--memory", *QUICK, "--out", str(out)]
+    assert main([*args, *data_args()]) == 1
+    failure = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("perfsuite: error:")]
+    assert len(failure) == 1 and "more tensor memory beyond 5%: " in failure[0]
+    assert "store tensor bytes allocated per step ×" in failure[0]
+    assert "slowdown" not in failure[0]
+    memory = json.loads((out / "memory-run" / "summary.json").read_text())["memory"]["impls"]
+    step = {side: memory[f"store@{side}"]["phases"]["step"]["allocations_per_step"] for side in ("base", "new")}
+    assert step["new"] == step["base"] + 1
+    assert set(pd.read_csv(out / "epochs.csv")["impl"]) == {"store@base", "store@new"}
 
 
 def test_identical_sides_are_not_slower(sides, tmp_path, capsys):

@@ -239,3 +239,15 @@ def compare_memory(base: MemoryResult, new: MemoryResult, threshold: float) -> l
             a, b = float(read(base.impls[name])), float(read(new.impls[name]))
             rows.append(MemoryRow(name, quantity, a, b, *memory_verdict(a, b, threshold)))
     return rows
+
+
+def compare_pairs(result: MemoryResult, pairs, threshold: float) -> list:
+    """:class:`MemoryRow` of each ``perfsuite ab`` pair (``pair.base`` vs ``pair.new`` in one memory run), named
+    after the pair."""
+    rows = []
+    for pair in pairs:
+        if pair.base in result.impls and pair.new in result.impls:
+            base = MemoryResult({pair.impl: result.impls[pair.base]}, [])
+            new = MemoryResult({pair.impl: result.impls[pair.new]}, [])
+            rows.extend(compare_memory(base, new, threshold))
+    return rows

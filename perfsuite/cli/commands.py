@@ -16,7 +16,7 @@ from perfsuite.analysis import benchjson
 from perfsuite.analysis.ab import Pair, ab_rows, write_ab
 from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
-from perfsuite.analysis.memory import compare_memory, memory_by_phase
+from perfsuite.analysis.memory import compare_memory, compare_pairs, memory_by_phase
 from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, write_summary
 from perfsuite.core import data, registry
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
@@ -317,6 +317,7 @@ def ab(args) -> int:
             shuffle=random.Random(args.seed_order),
             sides=folders,
         )
+        memory_run = _ab_memory(args, folder, impls, folders) if args.memory else None
     page = _publish(folder)
     run_ = load_run(folder)
     measured = [p for p in pairs if p.base in run_.measured_impls and p.new in run_.measured_impls]
@@ -330,11 +331,36 @@ def ab(args) -> int:
             f"{_side_text(both[1])} vs {_side_text(both[0])} · paired by (round, epoch) · margin ±{threshold * 100:g}%"
         )
         make_console().print(terminal.ab_table(result, f"{title} · alpha {args.alpha:g}"))
+    larger = _ab_memory_gate(memory_run, pairs, threshold) if memory_run else []
     _finished(folder, page, failures, "results of the others in")
     if not measured:
         raise RunFailure(f"no implementation has measured epochs on both sides (the run is in {folder})")
-    _gate(result.rows, threshold)
+    _gate(result.rows, threshold, larger)
     return 0
+
+
+def _ab_memory(args, folder: Path, impls: list, folders: dict) -> Path:
+    """``ab --memory``: both sides' memory measured apart from the timing run, in ``RUN_DIR/memory-run``."""
+    workload = workload_from(args, repeats=1, subset=min(args.subset, memory_mod.DEFAULT_SUBSET))
+    opts = memory_mod.MemoryOptions(epochs=1, warmup=1, memray=False)
+    given = {"workload": workload, "impls": impls, "sides": folders, "folder": folder / "memory-run"}
+    run = ProfileRun(args, "memory", memory_mod.profile_facts(opts), **given)
+    failures = memory_mod.record_memory(run, opts)
+    page = run.finish("failed" if failures else "complete")
+    for text in failures:
+        print(f"perfsuite: warning: memory not measured for {text}", file=sys.stderr)
+    print(f"memory report: {page.resolve()}")
+    return run.folder
+
+
+def _ab_memory_gate(folder: Path, pairs: list, threshold: float) -> list:
+    """The tensor memory of each pair's two sides (printed); the figures larger on the new side beyond the margin."""
+    result = memory_by_phase(load_run(folder))
+    rows = compare_pairs(result, pairs, threshold) if result else []
+    if rows:
+        title = f"tensor memory, new vs base · margin ±{threshold * 100:g}% · {folder}"
+        make_console().print(terminal.memory_compare_table(rows, title))
+    return [f"{r.impl} {r.quantity} ×{r.ratio:.3f}" for r in rows if r.verdict == "larger"]
 
 
 def _side_text(side) -> str:

@@ -204,6 +204,12 @@ def build_parser() -> ArgumentParser:
         metavar="N",
         help="seed of the random order of the implementations in each pass (default 0)",
     )
+    ab.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure each side's tensor memory (apart from the timing run, in RUN_DIR/memory-run, "
+        f"at most --subset {memory.DEFAULT_SUBSET:g}) and fail on more memory beyond the margin",
+    )
     ab.set_defaults(func=commands.ab)
 
     flm = sub.add_parser(

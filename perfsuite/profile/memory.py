@@ -26,7 +26,7 @@ epoch over the plain one before it, minus one. What is written (``RUN_DIR/memory
 from dataclasses import dataclass
 
 from perfsuite.core.errors import UsageError
-from perfsuite.core.interface import OTHER, PHASES, is_fused
+from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.profile.session import ProfileRun
 from perfsuite.profile.worker import WorkerFailure
 from perfsuite.results.schema import MEMORY_EPOCHS, MEMORY_PHASES, MEMRAY_PHASES
@@ -97,13 +97,13 @@ def _memray_rows(name: str, found: dict) -> list:
 def measure_impl(run: ProfileRun, spec, opts: MemoryOptions) -> dict:
     """Warm up, then plain, profiled and memray epochs of one implementation; returns its notes."""
     client, _ready = run.start_worker(spec)
-    notes = {"ranged": not is_fused(spec.cls)}
+    notes = {}
     try:
         run.say(f"{spec.name} · {opts.warmup} warm-up epoch(s)")
         run.record(spec.name, client.call("epochs", 0, opts.warmup, True))
         run.say(f"{spec.name} · {opts.epochs} plain and {opts.epochs} profiled epoch(s), alternately")
         for epoch in range(opts.warmup, opts.warmup + 2 * opts.epochs, 2):
-            paired_epochs(run, client, spec.name, epoch)
+            notes["ranged"] = paired_epochs(run, client, spec.name, epoch)
         run.progress.advance()
         if opts.memray:
             notes.update(memray_epoch(run, client, spec.name, opts.warmup + 2 * opts.epochs))
@@ -115,8 +115,11 @@ def measure_impl(run: ProfileRun, spec, opts: MemoryOptions) -> dict:
     return notes
 
 
-def paired_epochs(run: ProfileRun, client, name: str, epoch: int) -> None:
-    """A plain epoch (kept as a measured epoch of the run) and then one with torch.profiler's memory events."""
+def paired_epochs(run: ProfileRun, client, name: str, epoch: int) -> bool:
+    """A plain epoch (kept as a measured epoch of the run) and then one with torch.profiler's memory events.
+
+    Returns whether the profiled epoch had phase ranges (a staged implementation).
+    """
     (plain,) = client.call("memory", epoch, 1, False)
     run.record(name, [plain["record"]])
     run.writer.append_memory(MEMORY_EPOCHS, _epoch_row(name, plain, "plain"))
@@ -124,6 +127,7 @@ def paired_epochs(run: ProfileRun, client, name: str, epoch: int) -> None:
     run.writer.append_memory(MEMORY_EPOCHS, _epoch_row(name, profiled, "profiled"))
     for row in _phase_rows(name, profiled):
         run.writer.append_memory(MEMORY_PHASES, row)
+    return profiled["ranged"]
 
 
 def memray_epoch(run: ProfileRun, client, name: str, epoch: int) -> dict:

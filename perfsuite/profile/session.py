@@ -26,19 +26,26 @@ def _specs(text) -> list:
 class ProfileRun:
     """Options, implementations and run folder of one profiling command."""
 
-    def __init__(self, args, command: str, options: dict, check=None):
-        """Resolve the options and create the run folder; ``check(names)`` may refuse the implementations first."""
-        self.workload = workload_from(args, repeats=1)
+    def __init__(self, args, command: str, options: dict, check=None, **given):
+        """Resolve the options and create the run folder; ``check(names)`` may refuse the implementations first.
+
+        ``given`` may hold what another command already resolved (``perfsuite ab --memory``):
+        ``workload``, ``impls`` (:class:`~perfsuite.core.registry.ImplSpec` list), ``sides``
+        (``{name: folder}`` the workers import those implementations from) and ``folder``
+        (the run folder to create, instead of ``--out``).
+        """
+        self.workload = given.get("workload") or workload_from(args, repeats=1)
         self.timeout = timeout_from(args)
         self.dataset = data.resolve(args.dataset, args.data_dir)
-        self.impls = registry.resolve(_specs(args.impls))
+        self.impls = given.get("impls") or registry.resolve(_specs(args.impls))
+        self.sides = given.get("sides") or {}
         if check:
             check([spec.name for spec in self.impls])
         self.progress = RunProgress(quiet=args.quiet)
-        if self.dataset.note:
+        if self.dataset.note and "folder" not in given:
             self.progress.note(f"perfsuite: {self.dataset.note}")
-        self.folder = writer.create_run_dir(args.out, args.reports)
-        if args.out is None:
+        self.folder = writer.create_run_dir(given.get("folder") or args.out, args.reports)
+        if args.out is None and "folder" not in given:
             writer.point_latest(self.folder)
         self.writer = writer.ResultsWriter(self.folder)
         self.meta = {
@@ -103,7 +110,7 @@ class ProfileRun:
         Returns ``(client, ready)``, ``ready`` being what the worker said when it
         started. The caller closes the client.
         """
-        client = WorkerClient(spec.spec, self.workload, self.dataset, self.timeout)
+        client = WorkerClient(spec.spec, self.workload, self.dataset, self.timeout, self.sides.get(spec.name))
         try:
             self.say(f"{spec.name} · starting worker")
             ready = client.start()

@@ -67,11 +67,12 @@ def answer(state: WorkerState, command: str, args):
     raise ValueError(f"unknown command {command!r}")
 
 
-def main(conn, spec: str, workload, dataset) -> None:
-    """Entry point of the worker process."""
+def main(conn, spec: str, workload, dataset, side: str | None = None) -> None:
+    """Entry point of the worker process; with a ``side`` folder (``perfsuite ab``) the implementation is imported
+    from it."""
 
     def start():
-        state = WorkerState(spec, workload, dataset)
+        state = WorkerState(spec, workload, dataset, side)
         return state, {"threads": torch.get_num_threads(), "attribution": Attribution().to_dict()}
 
     processes.child_main(conn, start, answer)
@@ -80,8 +81,9 @@ def main(conn, spec: str, workload, dataset) -> None:
 class WorkerClient:
     """The parent's handle on one profiling worker."""
 
-    def __init__(self, spec: str, workload, dataset, timeout: float):
+    def __init__(self, spec: str, workload, dataset, timeout: float, side: str | None = None):
         self.spec = spec
+        self.side = side
         self.workload = workload
         self.dataset = dataset
         self.timeout = timeout
@@ -97,7 +99,7 @@ class WorkerClient:
     def start(self) -> dict:
         """Start the worker and wait until it has loaded the data; returns its ``ready`` facts."""
         self.process, self.conn = processes.spawn(
-            main, (self.spec, self.workload, self.dataset), f"perfsuite-profile-{self.spec}"
+            main, (self.spec, self.workload, self.dataset, self.side), f"perfsuite-profile-{self.spec}"
         )
         self.ready = self._answer("ready", max(self.timeout, STARTUP_TIMEOUT))
         return self.ready
