@@ -28,6 +28,7 @@ import pandas as pd
 
 from perfsuite.analysis import stats
 from perfsuite.analysis.hostlang import host_language
+from perfsuite.analysis.memory import memory_by_phase
 from perfsuite.core.workload import Workload
 from perfsuite.results.reader import ALL_PHASES, load_run, read_sweep
 from perfsuite.results.schema import SWEEP_FILE
@@ -195,6 +196,26 @@ def host_points(folder, record: dict, finished: list | None = None) -> list:
     return found
 
 
+def memory_points(finished: list) -> list:
+    """Per finished point of ``perfsuite sweep --memory`` and implementation: its tensor memory figures."""
+    rows = []
+    for point, run in finished:
+        found = memory_by_phase(run)
+        for name, m in (found.impls if found else {}).items():
+            rows.append(
+                {
+                    "point": point["label"],
+                    **point["values"],
+                    "impl": name,
+                    "live_peak_bytes": m.live_peak_bytes,
+                    "allocated_bytes_per_step": sum(p["allocated_bytes_per_step"] for p in m.phases.values()),
+                    "allocations_per_step": m.allocations_per_step,
+                    "rss_peak_bytes": m.rss_peak_bytes,
+                }
+            )
+    return rows
+
+
 def analyse_sweep(folder) -> tuple:
     """Analyse a sweep folder: write ``sweep.csv``, the fits and the host-language rows into ``sweep.json``.
 
@@ -211,6 +232,7 @@ def analyse_sweep(folder) -> tuple:
         "overhead_fits": fits,
         "crossovers": [fit_sentence(f) for f in fits],
         "host_language": host_points(folder, record, finished),
+        "memory": memory_points(finished),
     }
     write_json(folder / SWEEP_FILE, record)
     return record, frame

@@ -37,7 +37,7 @@ from perfsuite.render.progress import console as make_console
 from perfsuite.render.report import write_report
 from perfsuite.render.sweep_page import write_sweep_page
 from perfsuite.results import writer
-from perfsuite.results.reader import is_sweep, load_run, read_meta, read_summary
+from perfsuite.results.reader import is_sweep, load_run, read_meta, read_summary, read_sweep
 
 HARNESS_NOTE = "both sides ran under the current perfsuite's timer, runner and writer: ab compares implementation code"
 
@@ -123,9 +123,16 @@ def sweep(args) -> int:
     if plan.dataset.note:
         progress.note(f"perfsuite: {plan.dataset.note}")
     folder = writer.create_run_dir(args.out, args.reports)
-    failures = sweep_driver.run_sweep(folder, plan, args, progress)
+    measurer = {}
+    if args.memory:
+        opts = memory_mod.MemoryOptions(memory_mod.DEFAULT_EPOCHS, warmup=1, memray=False)
+        measurer["measure_point"] = memory_mod.sweep_measurer(args, opts)
+    failures = sweep_driver.run_sweep(folder, plan, args, progress, **measurer)
     page = write_sweep_page(folder)
     terminal.print_sweep(folder)
+    memory = read_sweep(folder).get("analysis", {}).get("memory")
+    if memory:
+        make_console().print(terminal.sweep_memory_table(memory))
     return _finished(folder, page, failures, "results of the others in")
 
 

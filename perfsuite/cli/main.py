@@ -97,6 +97,12 @@ def build_parser() -> ArgumentParser:
         "folder to create the sweep folder in (default ./reports)",
         "skip measuring the matmul peak and the compute floor at each point",
     )
+    swp.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure memory at each point instead of time (perfsuite memory's method, 1 warm-up and 2 plain + "
+        f"2 profiled epochs, no memray, at most --subset {memory.DEFAULT_SUBSET:g}): memory against batch size",
+    )
     swp.set_defaults(func=commands.sweep)
 
     check = sub.add_parser("check", help="check that implementations train identically (losses and accuracy vs store)")

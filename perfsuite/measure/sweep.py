@@ -166,7 +166,7 @@ def sweep_record(folder: Path, p: Plan, args) -> dict:
 
 
 def run_point(folder: Path, workload, p: Plan, progress, sweep_info: dict) -> tuple:
-    """Measure one point into its run folder, like ``perfsuite run``; returns ``(status, handles)``."""
+    """Measure one point into its run folder, like ``perfsuite run``; returns ``(status, failures)``, one line each."""
     folder.mkdir()
     try:
         status, handles = measure(
@@ -181,11 +181,14 @@ def run_point(folder: Path, workload, p: Plan, progress, sweep_info: dict) -> tu
         )
     finally:
         write_summary(folder)
-    return status, handles
+    return status, [f"{h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
 
 
-def run_sweep(folder: Path, p: Plan, args, progress) -> list:
+def run_sweep(folder: Path, p: Plan, args, progress, measure_point=run_point) -> list:
     """Measure every point of plan ``p`` into ``folder``, keeping ``sweep.json`` current; the failures' lines.
+
+    ``measure_point`` measures one point (:func:`run_point`, or ``perfsuite
+    sweep --memory``'s memory run) and has its signature.
 
     Whatever happens, ``sweep.json`` ends with the sweep's status
     (``complete``, ``failed`` or ``interrupted``) and each point's.
@@ -198,8 +201,8 @@ def run_sweep(folder: Path, p: Plan, args, progress) -> list:
             progress.note(f"perfsuite: sweep point {i + 1}/{len(p.points)}: {point['label']}")
             point["status"] = "interrupted"
             info = {"sweep_id": folder.name, "point": point["label"], "values": values}
-            point["status"], handles = run_point(folder / point["folder"], workload, p, progress, info)
-            failures += [f"{point['label']}: {h.name} failed: {h.reason}" for h in handles if h.status == "failed"]
+            point["status"], failed = measure_point(folder / point["folder"], workload, p, progress, info)
+            failures += [f"{point['label']}: {text}" for text in failed]
             writer.write_json(folder / SWEEP_FILE, record)
         record["status"] = "failed" if failures else "complete"
     finally:

@@ -23,6 +23,7 @@ epoch over the plain one before it, minus one. What is written (``RUN_DIR/memory
 :mod:`perfsuite.results.schema`) and memray's capture ``<impl>.memray.bin``.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from perfsuite.core.errors import UsageError
@@ -160,3 +161,19 @@ def record_memory(run: ProfileRun, opts: MemoryOptions) -> list:
                 if notes.get(key):
                     run.progress.note(f"perfsuite: {spec.name}: {notes[key]}")
     return failures
+
+
+def sweep_measurer(args, opts: MemoryOptions):
+    """The point measurer of ``perfsuite sweep --memory``: each point a memory run (at most :data:`DEFAULT_SUBSET`)."""
+
+    def measure_point(folder, workload, plan, progress, sweep_info: dict) -> tuple:
+        """One point's memory run into ``folder``; ``(status, failures)``."""
+        workload = dataclasses.replace(workload, subset=min(workload.subset, DEFAULT_SUBSET))
+        facts = {**profile_facts(opts), "sweep": sweep_info}
+        run = ProfileRun(args, "memory", facts, workload=workload, impls=plan.impls, folder=folder)
+        failures = record_memory(run, opts)
+        status = "failed" if failures else "complete"
+        run.finish(status)
+        return status, failures
+
+    return measure_point

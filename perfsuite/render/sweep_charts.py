@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from perfsuite.analysis.sweep import series  # noqa: E402
 from perfsuite.render.charts import impl_colors, inline_svg  # noqa: E402
+from perfsuite.render.html import size  # noqa: E402
 from perfsuite.render.tables import host_cell, html  # noqa: E402
 from perfsuite.results.reader import ALL_PHASES  # noqa: E402
 
@@ -216,7 +217,57 @@ def tables(frame: pd.DataFrame, record: dict) -> dict:
     hosts = record.get("analysis", {}).get("host_language")
     if hosts:
         found["host_language"] = host_table(hosts)
+    memory = record.get("analysis", {}).get("memory")
+    if memory:
+        found["memory"] = memory_table(memory, record)
+        found["memory_chart"] = memory_chart(memory, record)
     return found
+
+
+MEMORY_PANELS = (
+    ("allocated_bytes_per_step", "tensor bytes allocated per step"),
+    ("live_peak_bytes", "live tensor peak per epoch (bytes)"),
+    ("allocations_per_step", "tensor allocations per step"),
+)
+
+
+MEMORY_COLUMNS = {
+    "allocated_bytes_per_step": "tensor bytes allocated / step",
+    "live_peak_bytes": "live tensor peak",
+    "rss_peak_bytes": "RSS peak",
+}
+
+
+def memory_chart(rows: list, record: dict) -> str:
+    """``perfsuite sweep --memory``: each memory figure against the first varied setting, one line per
+    implementation (log axes; a zero cannot be drawn and is left out)."""
+    frame = pd.DataFrame(rows)
+    x = _x_name(record)
+    colors = impl_colors(frame["impl"].unique())
+    fig, axes = plt.subplots(1, len(MEMORY_PANELS), figsize=(WIDTH * 1.3, 3.4))
+    for ax, (column, title) in zip(axes, MEMORY_PANELS, strict=True):
+        for name, group in frame.groupby("impl", sort=False):
+            group = group[group[column] > 0].sort_values(x)
+            ax.plot(group[x], group[column], "o-", color=colors[name], label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_title(title, fontsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return inline_svg(fig, "sweep-memory", f"tensor memory against {x}")
+
+
+def memory_table(rows: list, record: dict) -> str:
+    """Per point and implementation: the memory figures of ``perfsuite sweep --memory``."""
+    frame = pd.DataFrame(rows)
+    names = [a["name"] for a in record["vary"]]
+    shown = frame[names + ["impl"]].copy()
+    for column, title in MEMORY_COLUMNS.items():
+        shown[title] = frame[column].map(size)
+    shown["tensor allocations / step"] = frame["allocations_per_step"].map(lambda v: f"{v:,.1f}")
+    return shown.to_html(escape=True, classes="data", border=0, index=False, na_rep="—")
 
 
 def host_table(points: list) -> str:

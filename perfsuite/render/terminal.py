@@ -237,6 +237,23 @@ def memory_lines(memory: dict) -> list:
     return lines + memory["notes"]
 
 
+def sweep_memory_table(rows: list) -> Table:
+    """``perfsuite sweep --memory``: tensor memory per point and implementation."""
+    t = Table(title="tensor memory per point (torch.profiler memory events)")
+    for col in ("point", "implementation", "allocations/step", "allocated/step", "live tensor peak", "RSS peak"):
+        t.add_column(col, justify="left" if col in ("point", "implementation") else "right")
+    for r in rows:
+        t.add_row(
+            r["point"],
+            r["impl"],
+            f"{r['allocations_per_step']:,.1f}",
+            size(r["allocated_bytes_per_step"]),
+            size(r["live_peak_bytes"]),
+            size(r["rss_peak_bytes"]),
+        )
+    return t
+
+
 def print_top_ops(name: str, found: dict) -> None:
     """The first operators of each phase on the terminal."""
     t = Table(title=f"{name}: top operators by self CPU time per phase (trace/{name}.top_ops.csv has more)")
