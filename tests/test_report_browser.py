@@ -89,20 +89,26 @@ def _not_blank(path: Path) -> None:
     assert colours > 200, f"screenshot {path} has only {colours} colours: charts missing?"
 
 
-def check_page(driver, html: Path, shot: Path) -> dict:
-    """Open ``html`` from a file:// address and check it as a person would see it."""
+def _load_offline(driver, url: str) -> list:
+    """Open ``url``: it loads with no console error, no request leaving the file and none failing; the URLs."""
     driver.get_log("browser")
     driver.get_log("performance")
-    driver.get(html.resolve().as_uri())
+    driver.get(url)
     assert driver.execute_script("return document.readyState") == "complete"
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"console errors: {errors}"
-    page = html.resolve().as_uri()
-    urls, failures = _network(driver, page)
-    assert page in urls, "the DevTools network log saw no request for the page itself"
+    urls, failures = _network(driver, url)
     remote = [u[:100] for u in urls if not u.startswith(("file:", "data:"))]
     assert not remote, f"requests leaving the file: {remote}"
     assert not failures, f"failed requests: {failures}"
+    return urls
+
+
+def check_page(driver, html: Path, shot: Path) -> dict:
+    """Open ``html`` from a file:// address and check it as a person would see it."""
+    page = html.resolve().as_uri()
+    urls = _load_offline(driver, page)
+    assert page in urls, "the DevTools network log saw no request for the page itself"
     layout = driver.execute_script("""
         const imgs = [...document.images];
         return {broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).length, images: imgs.length,
@@ -126,14 +132,7 @@ def check_svg(driver, svg: Path) -> list:
 
     Returns the titles (``name (N samples, S%)``) of the frames drawn with a width.
     """
-    driver.get_log("browser")
-    driver.get_log("performance")
-    driver.get(svg.resolve().as_uri())
-    assert driver.execute_script("return document.readyState") == "complete"
-    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-    assert not errors, f"console errors: {errors}"
-    urls, failures = _network(driver, svg.resolve().as_uri())
-    assert not [u for u in urls if not u.startswith(("file:", "data:"))] and not failures, (urls, failures)
+    _load_offline(driver, svg.resolve().as_uri())
     return driver.execute_script("""
         return [...document.querySelectorAll('#frames g')]
             .filter(g => g.querySelector('rect').getBoundingClientRect().width > 0)
