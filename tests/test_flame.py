@@ -144,7 +144,8 @@ def test_report_finds_shares_and_links_the_other_sample_files(flame_run):
     store = found["phase_flames"][1]
     assert store.rows and all(r["path"] == f"flame/store.{r['phase']}.svg" for r in store.rows)
     assert [(a.label, a.path) for a in found["diff_flames"]] == [
-        ("store vs idiomatic", "flame/diff-idiomatic-store.svg")
+        ("store vs idiomatic, by phase", "flame/diff-idiomatic-store-by-phase.svg"),
+        ("store vs idiomatic", "flame/diff-idiomatic-store.svg"),
     ]
 
 

@@ -117,6 +117,11 @@ def test_phase_graphs_have_the_phases_as_towers_and_one_file_per_sampled_phase(t
     assert json.loads((tmp_path / files["speedscope"]).read_text())["profiles"][0]["endValue"] == 12
 
 
+def test_truncated_stacks_end_at_the_phase():
+    rooted = [(("epoch", "forward", "mm"), 3), (("epoch", "forward", "add"), 2), (("epoch", "step"), 1)]
+    assert folded.truncated(rooted, 2) == [(("epoch", "forward"), 5), (("epoch", "step"), 1)]
+
+
 def test_differential_graph_colours_growth_red_and_shrinkage_blue(tmp_path):
     pytest.importorskip("pyinferno")
     rooted = {
@@ -124,7 +129,16 @@ def test_differential_graph_colours_growth_red_and_shrinkage_blue(tmp_path):
         "b": [(("epoch", "batching", "load"), 2), (("epoch", "forward", "mm"), 8)],
     }
     entry = phaseflames.write_diff(tmp_path, "a", "b", rooted)
-    assert entry == {"before": "a", "after": "b", "folded": "diff-a-b.folded.txt", "svg": "diff-a-b.svg", "notes": []}
+    assert entry == {
+        "before": "a",
+        "after": "b",
+        "folded": "diff-a-b.folded.txt",
+        "svg": "diff-a-b.svg",
+        "phases_svg": "diff-a-b-by-phase.svg",
+        "notes": [],
+    }
+    by_phase = (tmp_path / "diff-a-b-by-phase.svg").read_text()
+    assert "forward (8 samples, 80.00%; +40.00%)" in by_phase and "batching (2 samples, 20.00%; -40.00%)" in by_phase
     assert (tmp_path / "diff-a-b.folded.txt").read_text() == "epoch;forward;mm 4 8\nepoch;batching;load 6 2\n"
     svg = (tmp_path / "diff-a-b.svg").read_text()
     assert "mm (8 samples, 80.00%; +40.00%)" in svg and "load (2 samples, 20.00%; -40.00%)" in svg

@@ -62,6 +62,19 @@ def of_phase(rooted, phase: str) -> list:
     return [(frames, count) for frames, count in rooted if frames[1] == phase]
 
 
+def truncated(stacks, depth: int) -> list:
+    """``(frames, count)`` of ``stacks`` cut to their first ``depth`` frames, identical ones merged, largest first.
+
+    At depth 2 a phase-rooted stack is ``(epoch, phase)``: the phase becomes
+    the leaf, so a differential graph colours the phases themselves by the
+    change in their share.
+    """
+    merged = Counter()
+    for frames, count in stacks:
+        merged[tuple(frames[:depth])] += count
+    return sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+
+
 def to_lines(rooted) -> list:
     """Collapsed-stack lines (``frame;frame;… count``) of phase-rooted stacks."""
     return [f"{';'.join(frames)} {count}" for frames, count in rooted]

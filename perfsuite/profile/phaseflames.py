@@ -14,7 +14,11 @@ the process bootstrap cut and the phases as the first frames under ``epoch``
 and, for a pair ``A,B``, ``diff-A-B.folded.txt`` (``stack count_A count_B``,
 A's counts scaled to B's total) and ``diff-A-B.svg``: B's phase-rooted flame
 graph with each frame coloured by the change of its own share from A to B
-(red: larger in B, blue: smaller). The SVGs are drawn by inferno
+(red: larger in B, blue: smaller). Colour follows a frame's *own* samples
+(Gregg's rule), so the phase frames of two implementations, whose samples
+all lie in frames above them, stay pale; ``diff-A-B-by-phase.svg`` is the
+same comparison cut at the phases, where each phase is coloured by the
+change of its share. The SVGs are drawn by inferno
 (:mod:`perfsuite.profile.flamesvg`); without it only the text files are
 written, with a note.
 """
@@ -26,6 +30,8 @@ from perfsuite.profile import flamesvg, folded
 from perfsuite.results.writer import write_json, write_text
 
 GRAPH_PHASES = PHASES + (OTHER,)
+BY_PHASE = "-by-phase"
+"""Suffix of the differential graph cut at the phases (``diff-A-B-by-phase.svg``)."""
 
 
 def diff_stem(before: str, after: str) -> str:
@@ -90,8 +96,8 @@ def write_phase_graphs(flame_dir: Path, name: str, rooted: list) -> dict:
 def write_diff(flame_dir: Path, before: str, after: str, rooted: dict) -> dict:
     """Write the differential stacks and flame graph of ``after`` against ``before`` (names in ``rooted``).
 
-    Returns ``{"before", "after", "folded", "svg", "notes"}``; ``svg`` is
-    ``None`` when it could not be drawn (the note says why).
+    Returns ``{"before", "after", "folded", "svg", "phases_svg", "notes"}``;
+    an SVG is ``None`` when it could not be drawn (the note says why).
     """
     stem = diff_stem(before, after)
     lines = folded.differential_lines(folded.differential(rooted[before], rooted[after]))
@@ -103,4 +109,8 @@ def write_diff(flame_dir: Path, before: str, after: str, rooted: dict) -> dict:
         return entry
     title = f"{after} vs {before}: red = larger share in {after}, blue = smaller"
     entry["svg"] = _draw(flame_dir / f"{stem}.svg", lines, title, entry["notes"])
+    phases = [folded.truncated(rooted[name], 2) for name in (before, after)]
+    lines = folded.differential_lines(folded.differential(*phases))
+    title = f"{after} vs {before} by phase: red = the phase takes a larger share in {after}, blue = smaller"
+    entry["phases_svg"] = _draw(flame_dir / f"{stem}{BY_PHASE}.svg", lines, title, entry["notes"])
     return entry

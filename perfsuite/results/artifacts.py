@@ -116,6 +116,8 @@ def _read_json(path: Path, art: Artifact):
 
 GRAPH_PHASES = PHASES + (OTHER,)
 PHASES_SVG = ".phases.svg"
+BY_PHASE = "-by-phase"
+"""Suffix of a differential flame graph cut at the phases (``diff-A-B-by-phase.svg``)."""
 
 
 def _phase_graph_names(folder: Path) -> set:
@@ -152,11 +154,13 @@ def phase_flames(folder: Path, impls) -> list:
 def _diff_label(stem: str, impls) -> str:
     """``"B vs A"`` of ``diff-A-B`` when A and B are implementation names, else what follows ``diff-``."""
     pair = stem[len("diff-") :]
+    cut = pair.endswith(BY_PHASE)
+    pair = pair[: -len(BY_PHASE)] if cut else pair
     for before in sorted(impls, key=len, reverse=True):
         after = pair[len(before) + 1 :]
         if pair.startswith(f"{before}-") and after in impls:
-            return f"{after} vs {before}"
-    return pair
+            return f"{after} vs {before}" + (", by phase" if cut else "")
+    return pair + (" by phase" if cut else "")
 
 
 def diff_flames(folder: Path, impls) -> list:
