@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfsuite.analysis.memory import memory_verdict, overhead_pct
+from perfsuite.analysis.memory import memory_verdict, overhead
 from perfsuite.cli.main import main
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.profile import memraycheck
@@ -81,7 +81,9 @@ def test_overhead_pairs_each_profiled_epoch_with_the_plain_one_before_it():
         {"mode": ["plain", "profiled", "plain", "profiled", "memray"], "epoch": [1, 2, 3, 4, 5]}
         | {"wall_seconds": [1.0, 1.5, 2.0, 2.2, 9.0]}
     )
-    assert overhead_pct(epochs) == pytest.approx(30.0)
+    found = overhead(epochs)
+    assert found["median"] == pytest.approx(30.0) and found["pairs"] == 2
+    assert found["ci_low"] <= found["median"] <= found["ci_high"]
     assert memory_verdict(100, 120, 0.05) == (1.2, "larger")
     assert memory_verdict(0, 0, 0.05) == (1.0, "no change")
     assert memory_verdict(100, 90, 0.05)[1] == "smaller"

@@ -10,7 +10,7 @@ profiled epochs, and :data:`~perfsuite.results.schema.MEMORY_EPOCHS`):
 * per epoch: the live tensor bytes' high-water above the epoch's start, the
   resident-set high-water of the plain epochs, and the overhead of memory
   mode (the median over pairs of a profiled epoch over the plain epoch run
-  just before it, minus one; same worker);
+  just before it, minus one, with its bootstrap interval; same worker);
 * memray's cross-check: the high-water of its live ``posix_memalign`` blocks
   (tensor storage) against torch's live tensor peak (the difference in
   percent, within :data:`AGREEMENT` or the reason), its whole-heap peak
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from perfsuite.analysis.stats import median
+from perfsuite.analysis.stats import describe, median
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.results.reader import Run
 from perfsuite.results.schema import MEMORY_EPOCHS, MEMORY_PHASES, MEMRAY_PHASES
@@ -46,7 +46,7 @@ class ImplMemory:
     rss_reset: bool
     plain_epoch_median_s: float | None
     profiled_epoch_median_s: float
-    overhead_pct: float | None
+    overhead_pct: dict | None
     memray: dict = field(default_factory=dict)
 
     @property
@@ -131,8 +131,9 @@ def _median_wall(rows: pd.DataFrame) -> float | None:
     return median(rows["wall_seconds"].tolist()) if not rows.empty else None
 
 
-def overhead_pct(epochs: pd.DataFrame) -> float | None:
-    """Median over pairs of (profiled epoch / the plain epoch just before it) - 1, in percent."""
+def overhead(epochs: pd.DataFrame) -> dict | None:
+    """Memory mode's cost on the epoch, in percent: over the pairs (a profiled epoch over the plain epoch just
+    before it), the median, its 95% bootstrap interval and the number of pairs (None without a pair)."""
     keys = zip(epochs["mode"], epochs["epoch"], strict=True)
     walls = dict(zip(keys, epochs["wall_seconds"], strict=True))
     ratios = [
@@ -140,7 +141,11 @@ def overhead_pct(epochs: pd.DataFrame) -> float | None:
         for (mode, epoch), wall in walls.items()
         if mode == "profiled" and walls.get(("plain", epoch - 1), 0) > 0
     ]
-    return 100.0 * (median(ratios) - 1.0) if ratios else None
+    if not ratios:
+        return None
+    found = describe(ratios)
+    pct = {"median": found.median, "ci_low": found.ci_low, "ci_high": found.ci_high}
+    return {key: 100.0 * (value - 1.0) for key, value in pct.items()} | {"pairs": found.n}
 
 
 def impl_memory(run: Run, name: str) -> ImplMemory | None:
@@ -171,7 +176,7 @@ def impl_memory(run: Run, name: str) -> ImplMemory | None:
         rss_reset=bool(not plain.empty and plain["rss_reset"].min() == 1),
         plain_epoch_median_s=plain_s,
         profiled_epoch_median_s=profiled_s,
-        overhead_pct=overhead_pct(mine),
+        overhead_pct=overhead(mine),
         memray=check,
     )
 

@@ -215,11 +215,20 @@ def memory_table(memory: dict) -> Table:
     return t
 
 
+def overhead_text(pct: dict) -> str:
+    """``+12% [8–15%] over 6 pairs`` (an interval needs at least two pairs)."""
+    low, high = pct.get("ci_low"), pct.get("ci_high")
+    shown = f"{pct['median']:+.0f}%"
+    if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        shown += f" [{low:+.0f}% – {high:+.0f}%]"
+    return f"{shown} over {pct['pairs']} pair{'s' if pct['pairs'] != 1 else ''}"
+
+
 def memory_lines(memory: dict) -> list:
     """One line per implementation: peaks, RSS, memory mode's overhead and memray's cross-check."""
     lines = []
     for name, m in memory["impls"].items():
-        overhead = "—" if m["overhead_pct"] is None else f"{m['overhead_pct']:+.0f}%"
+        overhead = "—" if m["overhead_pct"] is None else overhead_text(m["overhead_pct"])
         text = (
             f"{name}: live tensor peak {size(m['live_peak_bytes'])} above the epoch's start, "
             f"RSS peak {size(m['rss_peak_bytes'])} per plain epoch, memory mode's overhead {overhead} "
