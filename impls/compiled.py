@@ -21,6 +21,11 @@ land in the first (warm-up) epoch, as every batch shape occurs in each epoch.
 ``summary.json``; the report warns when a measured epoch compiled any).
 ``predict`` runs the same math eagerly: evaluation batch sizes differ and
 would only add graphs.
+
+On ``mnist-cnn`` the compiled forward is the convnet over the store's layout
+(:func:`perfsuite.impls.cnn.forward_fn`: Inductor calls oneDNN for the
+convolutions and generates the pointwise, pooling and loss kernels); loss,
+update, batching and the compile-in-setup protocol are the same.
 """
 
 import time
@@ -28,7 +33,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from perfsuite.impls import toolchain
+from perfsuite.impls import cnn, toolchain
 from perfsuite.impls.store import StoreBatching
 
 
@@ -86,6 +91,7 @@ class Compiled(StoreBatching):
 
     name = "compiled"
     description = "torch.compile (Inductor, CPU) forward, loss and update; compile time reported apart"
+    workloads = ("mnist-mlp", cnn.NAME)
 
     @classmethod
     def unavailable_reason(cls):
@@ -95,7 +101,9 @@ class Compiled(StoreBatching):
 
     def setup(self, ctx):
         self.setup_batching(ctx)
-        self.params = store_layout(ctx.params)
+        self.cnn = cnn.is_cnn(ctx.workload)
+        self.layout, self.eager = (cnn.store_layout, cnn.forward_fn) if self.cnn else (store_layout, forward_fn)
+        self.params = self.layout(ctx.params)
         self.velocity = [torch.zeros_like(p) for p in self.params]
         self.compile = self._compile(ctx)
         self._graphs_seen = _graph_count()
@@ -112,7 +120,7 @@ class Compiled(StoreBatching):
         start = time.perf_counter()
         toolchain.quiet_cpp_extension()  # Inductor imports it; its CUDA_HOME warning is noise on CPU
         options = {"backend": "inductor", "dynamic": False}
-        self._forward = torch.compile(forward_fn, **options)
+        self._forward = torch.compile(self.eager, **options)
         self._loss = torch.compile(mse if wl.loss == "mse" else cross_entropy, **options)
         self._update = torch.compile(make_update(wl.lr, wl.momentum), **options)
         shapes = batch_sizes(ctx.n_train, wl.batch_size)
@@ -127,7 +135,7 @@ class Compiled(StoreBatching):
 
     def _throwaway_step(self, initial: dict, size: int) -> None:
         """One full training step of batch ``size`` on copies of the parameters: compiles its graphs."""
-        params = store_layout(initial)
+        params = self.layout(initial)
         velocity = [torch.zeros_like(p) for p in params]
         loss = self._loss(self.y[:size], self._forward(self.x[:size], *params))
         loss.backward()
@@ -154,6 +162,8 @@ class Compiled(StoreBatching):
     @torch.no_grad()
     def predict(self, x):
         """Logits computed eagerly with the trained parameters (same math as the compiled forward)."""
+        if self.cnn:
+            return cnn.predict_in_chunks(lambda images: self.eager(images, *self.params), x)
         return forward_fn(x, *self.params)
 
     def info(self):

@@ -6,6 +6,12 @@ with ``forward(mem, input)``; ``get_batches`` shuffles once per epoch with
 ``index_select`` and hands out ``narrow`` views. Unlike the article's
 ``apply_grads_sgd_momentum``, which rebuilt its velocities on every call, the
 velocities here persist across steps (the rule the article intended).
+
+On ``mnist-cnn`` the same design trains the convnet: :class:`Conv2d` layers keep
+their kernel and bias addresses in the store like :class:`Linear` does,
+:class:`MyCnn` follows the ``Compute`` protocol, the preprocessed set is held as
+1 x 28 x 28 images so ``index_select`` + ``narrow`` hand out image batches, and
+``apply_grads_sgd_momentum`` updates every tensor of the store as before.
 """
 
 from collections.abc import Iterator
@@ -17,6 +23,8 @@ import torch.nn.functional as F
 from perfsuite.core.data import preprocess
 from perfsuite.core.interface import Implementation
 from perfsuite.core.workload import CLASSES, INPUTS
+from perfsuite.core.workloads import FLAT
+from perfsuite.impls import cnn
 
 
 class Memory:
@@ -92,6 +100,33 @@ class MyModel:
         return self.l2.forward(mem, o)
 
 
+class Conv2d:
+    """``conv2d(input, W, b)`` (3 x 3, stride 1, no padding) with ``W`` and ``b`` held in the store by name."""
+
+    def __init__(self, mem: Memory, w: torch.Tensor, b: torch.Tensor):
+        self.params = {"W": mem.push(w.clone().requires_grad_(True)), "b": mem.push(b.clone().requires_grad_(True))}
+
+    def forward(self, mem: Memory, input: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(input, mem.get(self.params["W"]), mem.get(self.params["b"]))
+
+
+class MyCnn:
+    """The ``mnist-cnn`` net in the store: Conv2d -> ReLU -> Conv2d -> ReLU -> max-pool -> Linear -> ReLU -> Linear."""
+
+    def __init__(self, mem: Memory, hidden: int, params: dict):
+        self.c1 = Conv2d(mem, params["conv1_w"], params["conv1_b"])
+        self.c2 = Conv2d(mem, params["conv2_w"], params["conv2_b"])
+        self.l1 = Linear(mem, FLAT, hidden, params["fc1_w"].t(), params["fc1_b"].reshape(1, -1))
+        self.l2 = Linear(mem, hidden, CLASSES, params["fc2_w"].t(), params["fc2_b"].reshape(1, -1))
+
+    def forward(self, mem: Memory, input: torch.Tensor) -> torch.Tensor:
+        o = self.c1.forward(mem, input).relu()
+        o = self.c2.forward(mem, o).relu()
+        o = F.max_pool2d(o, 2).flatten(1)
+        o = self.l1.forward(mem, o).relu()
+        return self.l2.forward(mem, o)
+
+
 def mse(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     """Mean squared error against one-hot targets."""
     return (F.one_hot(target, pred.shape[-1]).to(pred.dtype) - pred).square().mean()
@@ -131,6 +166,8 @@ class StoreBatching(Implementation):
         self.permutation = ctx.permutation
         self.x = preprocess(ctx.train.images[: ctx.n_train])
         self.y = ctx.train.labels[: ctx.n_train]
+        if cnn.is_cnn(ctx.workload):
+            self.x = cnn.images(self.x)  # batches of 1 x 28 x 28 images for the convnet
 
     def batches(self, epoch):
         return get_batches(self.x, self.y, self.workload.batch_size, self.permutation(epoch))
@@ -141,11 +178,13 @@ class Store(StoreBatching):
 
     name = "store"
     description = "article's design: Memory tensor store, randperm + index_select + narrow batching"
+    workloads = ("mnist-mlp", cnn.NAME)
 
     def setup(self, ctx):
         self.setup_batching(ctx)
         self.mem = Memory()
-        self.model = MyModel(self.mem, ctx.workload.hidden, ctx.params)
+        self.cnn = cnn.is_cnn(ctx.workload)
+        self.model = (MyCnn if self.cnn else MyModel)(self.mem, ctx.workload.hidden, ctx.params)
         self.errfunc = cross_entropy if ctx.workload.loss == "ce" else mse
 
     def forward(self, x):
@@ -162,4 +201,6 @@ class Store(StoreBatching):
 
     @torch.no_grad()
     def predict(self, x):
+        if self.cnn:
+            return cnn.predict_in_chunks(lambda images: self.model.forward(self.mem, images), x)
         return self.model.forward(self.mem, x)

@@ -34,7 +34,13 @@ def check_workload(workload):
 
 
 def compare(
-    name: str, record, reference, steps: int = LOSS_STEPS, rtol: float = LOSS_RTOL, accuracy_pp: float = ACCURACY_PP
+    name: str,
+    record,
+    reference,
+    steps: int = LOSS_STEPS,
+    rtol: float = LOSS_RTOL,
+    accuracy_pp: float = ACCURACY_PP,
+    reference_name: str = REFERENCE,
 ) -> Verdict:
     """Compare one implementation's :class:`~perfsuite.results.record.EpochRecord` with the reference's."""
     ours = np.asarray(record.losses, dtype=np.float64)
@@ -48,7 +54,7 @@ def compare(
             float("nan"),
             acc_diff,
             record.train_accuracy,
-            f"ran {len(ours)} steps, {REFERENCE} ran {len(ref)}",
+            f"ran {len(ours)} steps, {reference_name} ran {len(ref)}",
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(ours[:n] - ref[:n]) / np.abs(ref[:n])
@@ -59,24 +65,28 @@ def compare(
     if bad.size:
         k = int(bad[0])
         problem = (
-            f"step {k}: loss {ours[k]:.7g} vs {REFERENCE} {ref[k]:.7g} (relative difference {rel[k]:.2e} > {rtol:g})"
+            f"step {k}: loss {ours[k]:.7g} vs {reference_name} {ref[k]:.7g} "
+            f"(relative difference {rel[k]:.2e} > {rtol:g})"
         )
     elif acc_diff > accuracy_pp:
         problem = (
-            f"final train accuracy {100 * record.train_accuracy:.2f}% vs {REFERENCE} "
+            f"final train accuracy {100 * record.train_accuracy:.2f}% vs {reference_name} "
             f"{100 * reference.train_accuracy:.2f}% ({acc_diff:.2f} pp > {accuracy_pp:g} pp)"
         )
     return Verdict(name, problem is None, worst, acc_diff, record.train_accuracy, problem)
 
 
-def verdicts(records: dict, failed: dict) -> list:
-    """Verdicts for every implementation in ``records`` (name -> epoch record) and ``failed``."""
-    reference = records.get(REFERENCE)
+def verdicts(records: dict, failed: dict, reference_name: str = REFERENCE) -> list:
+    """Verdicts for every implementation in ``records`` (name -> epoch record) and ``failed``.
+
+    ``reference_name`` is the workload's reference implementation (``store`` for the built-in workloads).
+    """
+    reference = records.get(reference_name)
     out = []
     for name, record in records.items():
-        if name == REFERENCE:
+        if name == reference_name:
             continue
-        out.append(compare(name, record, reference))
+        out.append(compare(name, record, reference, reference_name=reference_name))
     for name, reason in failed.items():
         out.append(Verdict(name, False, float("nan"), float("nan"), float("nan"), f"did not run: {reason}"))
     return out

@@ -57,6 +57,7 @@ import numpy as np
 from perfsuite.analysis import stats
 from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.core.workload import DEFAULT_WORKLOAD
 from perfsuite.results.reader import PAIR_KEYS, Run
 
 DEFAULT_THRESHOLD = 0.05
@@ -285,6 +286,8 @@ def metadata_warnings(base: Run, new: Run) -> list:
     sections = (("machine", MACHINE_KEYS), ("software", SOFTWARE_KEYS), ("workload", None), ("dataset", ("label",)))
     for section, keys in sections:
         a, b = base.meta.get(section) or {}, new.meta.get(section) or {}
+        if section == "workload":  # runs made before workloads had names trained the MLP
+            a, b = ({"name": DEFAULT_WORKLOAD, **a}, {"name": DEFAULT_WORKLOAD, **b})
         for key in keys or sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 found.append(f"{section} differs: {key} {a.get(key)!r} → {b.get(key)!r}")

@@ -14,6 +14,14 @@ Bias additions, ReLU, softmax and the loss are not counted (O(N·h): under 1%
 of the total at h = 128). For the article's workload (N = 60,000, h = 128,
 batch 128) the total is 24.78 GFLOP.
 
+Other workloads count their own arithmetic the same way: each definition
+(:mod:`perfsuite.core.workloads`) gives its flops per sample, its parameter
+count and the products of one step (``mnist-cnn``: 71.6 MFLOP per sample at
+h = 128, each convolution pass timed as itself at the flops of its im2col
+product, see
+:class:`~perfsuite.core.workloads.MnistCnn`); the functions below take that
+``definition`` and default to the MLP's.
+
 The **peak** is the highest single-precision matmul throughput measured at the
 run's thread count, over the workload's own five matmul shapes (batch x 784
 @ 784 x h and the others above) and a large square one. The **compute floor**
@@ -37,19 +45,24 @@ at the better of its two rates (:func:`best_of`).
 import math
 from dataclasses import dataclass
 
-from perfsuite.core.workload import CLASSES, INPUTS
+from perfsuite.core import workloads
 
 SQUARE = 1024
 """Size of the large square matmul (1024³: big enough for the blocked kernels, small enough for the budget)."""
 
 
-UPDATE_FLOPS_PER_PARAMETER = 5
+UPDATE_FLOPS_PER_PARAMETER = workloads.UPDATE_FLOPS_PER_PARAMETER
 """v = βv + (1−β)g is 3 flops, p −= lr·v is 2 flops, per parameter per step."""
 
 
 @dataclass(frozen=True)
 class Shape:
-    """One matmul ``(m x k) @ (k x n)``; ``transposed_a`` stores the left operand as k x m (like xᵀ)."""
+    """One matmul ``(m x k) @ (k x n)``; ``transposed_a`` stores the left operand as k x m (like xᵀ).
+
+    With ``conv`` = ``(batch, c_in, c_out, side_in, kind)`` it is a 3×3 convolution instead, timed as the
+    operation itself (``kind``: ``forward``, ``weight`` or ``input`` gradient) with the flops of its im2col
+    product ``m x k x n`` (``batch·side_out²`` x ``c_in·9`` x ``c_out``, or as the gradient's product).
+    """
 
     name: str
     m: int
@@ -57,6 +70,7 @@ class Shape:
     n: int
     transposed_a: bool = False
     per_step: bool = True
+    conv: tuple | None = None
 
     @property
     def flops(self) -> int:
@@ -71,46 +85,35 @@ class Shape:
             "n": self.n,
             "transposed_a": self.transposed_a,
             "per_step": self.per_step,
+            **({"conv": list(self.conv)} if self.conv else {}),
         }
 
 
+MLP = workloads.MnistMlp()
+
+
 def parameters(hidden: int) -> int:
-    """Number of trained parameters: W1, b1, W2, b2."""
-    return INPUTS * hidden + hidden + hidden * CLASSES + CLASSES
+    """Number of trained parameters of the MLP: W1, b1, W2, b2."""
+    return MLP.parameter_count(hidden)
 
 
-def epoch_flops(samples: int, hidden: int, batch_size: int) -> dict:
-    """Flops of one epoch over ``samples`` samples (see the module docstring for the formula)."""
-    steps = math.ceil(samples / batch_size)
-    layers = INPUTS * hidden + hidden * CLASSES
-    forward = 2 * samples * layers
-    backward = 2 * samples * layers + 2 * samples * hidden * CLASSES
-    update = UPDATE_FLOPS_PER_PARAMETER * parameters(hidden) * steps
-    return {
-        "forward": forward,
-        "backward": backward,
-        "update": update,
-        "total": forward + backward + update,
-        "steps": steps,
-        "samples": samples,
-    }
+def epoch_flops(samples: int, hidden: int, batch_size: int, definition=MLP) -> dict | None:
+    """Flops of one epoch over ``samples`` samples (see the module docstring; ``None``: the workload counts none)."""
+    return workloads.epoch_flops(definition, samples, hidden, batch_size)
 
 
-def workload_shapes(batch: int, hidden: int, square: int = SQUARE) -> list:
-    """The five matmuls of one training step at ``batch`` rows, and the large square one."""
-    return [
-        Shape("forward x·W1", batch, INPUTS, hidden),
-        Shape("forward a·W2", batch, hidden, CLASSES),
-        Shape("backward xᵀ·dh", INPUTS, batch, hidden, transposed_a=True),
-        Shape("backward aᵀ·g", hidden, batch, CLASSES, transposed_a=True),
-        Shape("backward g·W2ᵀ", batch, CLASSES, hidden),
-        Shape(f"square {square}", square, square, square, per_step=False),
+def workload_shapes(batch: int, hidden: int, square: int = SQUARE, definition=MLP) -> list:
+    """The matmuls of one training step at ``batch`` rows (the MLP's five by default), and the large square one."""
+    shapes = [
+        Shape(name, m, k, n, transposed_a=t, conv=tuple(conv[0]) if conv else None)
+        for name, m, k, n, t, *conv in definition.gemms(batch, hidden)
     ]
+    return shapes + [Shape(f"square {square}", square, square, square, per_step=False)]
 
 
-def floor_record(throughput: dict, samples: int, hidden: int, batch_size: int) -> dict:
+def floor_record(throughput: dict, samples: int, hidden: int, batch_size: int, definition=MLP) -> dict:
     """The roofline of a run: measured rates, peak, the epoch's flops, the compute and matmul floors."""
-    flops = epoch_flops(samples, hidden, batch_size)
+    flops = epoch_flops(samples, hidden, batch_size, definition)
     rates = throughput["shapes"]
     peak = max(r["best_gflops"] for r in rates)
     per_step = [r for r in rates if r["per_step"]]
@@ -125,11 +128,18 @@ def floor_record(throughput: dict, samples: int, hidden: int, batch_size: int) -
         "flops": flops,
         "floor_seconds": flops["total"] / (peak * 1e9),
         "matmul_floor_seconds": matmul_flops / (step_flops / step_seconds),
-        "formula": "forward 2N(784h+10h) + backward 2N(784h+10h) + 2N·10h + update 5·P·steps",
+        "formula": definition.formula,
     }
 
 
-def best_of(records: list, samples: int, hidden: int, batch_size: int) -> dict:
+def not_counted(definition) -> str | None:
+    """Why a workload has no roofline (it declares no flop count or no matrix products), or ``None``."""
+    if definition.sample_flops(1) is None or definition.parameter_count(1) is None or not definition.gemms(1, 1):
+        return f"workload {definition.name} declares no flop count (sample_flops, parameter_count, gemms)"
+    return None
+
+
+def best_of(records: list, samples: int, hidden: int, batch_size: int, definition=MLP) -> dict:
     """One roofline from several measurements of a run: each shape at the best of its measured rates.
 
     Failed measurements (``{"error": ...}``) are skipped; with none left the
@@ -149,7 +159,7 @@ def best_of(records: list, samples: int, hidden: int, batch_size: int) -> dict:
         "shapes": [best[r["name"]] for r in good[0]["shapes"]],
         "measure_seconds": sum(r["measure_seconds"] for r in good),
     }
-    combined = floor_record(throughput, samples, hidden, batch_size)
+    combined = floor_record(throughput, samples, hidden, batch_size, definition)
     combined["measured_peaks_gflops"] = [r.get("peak_gflops") for r in records]
     return combined
 

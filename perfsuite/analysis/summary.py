@@ -22,6 +22,7 @@ from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.speedups import analyse
 from perfsuite.analysis.stats import median
 from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.core.workload import DEFAULT_WORKLOAD
 from perfsuite.results.reader import Run, job_rows, load_run
 from perfsuite.results.schema import RANK, with_rank
 from perfsuite.results.writer import write_json
@@ -119,6 +120,8 @@ def summarize(run: Run) -> dict:
             "status": meta.get("status"),
             "dataset": meta.get("dataset", {}).get("label"),
             "threads": meta.get("workload", {}).get("threads"),
+            "workload": meta.get("workload", {}).get("name") or DEFAULT_WORKLOAD,
+            "subset": meta.get("workload", {}).get("subset"),
             "implementations": impls,
         },
         meta,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from perfsuite.analysis import benchjson
 from perfsuite.analysis.ab import Pair, ab_rows, write_ab
-from perfsuite.analysis.check import REFERENCE, check_workload, verdicts
+from perfsuite.analysis.check import check_workload, verdicts
 from perfsuite.analysis.compare import compare_runs, metadata_warnings, parse_threshold
 from perfsuite.analysis.memory import compare_memory, compare_pairs, memory_by_phase
 from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, write_summary
-from perfsuite.core import data, registry
+from perfsuite.core import data, registry, workloads
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
 from perfsuite.core.options import sampling_from, timeout_from, workload_from
 from perfsuite.measure import sides
@@ -51,7 +51,7 @@ def _prepare(args, **workload_overrides):
     workload = workload_from(args, **workload_overrides)
     timeout = timeout_from(args)
     dataset = data.resolve(args.dataset, args.data_dir)
-    impls = registry.resolve(_specs(args.impls))
+    impls = workloads.resolve_impls(_specs(args.impls), workload, explicit=bool(args.impls))
     progress = RunProgress(quiet=args.quiet)
     if dataset.note:
         progress.note(f"perfsuite: {dataset.note}")
@@ -140,8 +140,9 @@ def check(args) -> int:
     """``perfsuite check``: one epoch of each implementation vs the reference."""
     workload, dataset, impls, progress, timeout = _prepare(args)
     workload = check_workload(workload)
-    if REFERENCE not in {i.name for i in impls}:
-        impls = registry.resolve([REFERENCE]) + impls
+    reference = workloads.of(workload).reference
+    if reference not in {i.name for i in impls}:
+        impls = workloads.resolve_impls([reference], workload, explicit=True) + impls
     records = {}
     runner = Runner(
         workload,
@@ -152,16 +153,16 @@ def check(args) -> int:
         timeout=timeout,
     )
     handles = runner.run()
-    if REFERENCE not in records:
-        ref = next(h for h in handles if h.name == REFERENCE)
-        raise RunFailure(f"the reference {REFERENCE} did not run: {ref.reason}")
+    if reference not in records:
+        ref = next(h for h in handles if h.name == reference)
+        raise RunFailure(f"the reference {reference} did not run: {ref.reason}")
     failed = {h.name: h.reason for h in handles if h.status == "failed"}
     skipped = {h.name: h.reason for h in handles if h.status == "unavailable"}
-    found = verdicts(records, failed)
-    terminal.print_verdicts(found, skipped, records[REFERENCE], dataset)
+    found = verdicts(records, failed, reference)
+    terminal.print_verdicts(found, skipped, records[reference], dataset, reference, workload.name)
     bad = [v for v in found if not v.ok]
     for v in bad:
-        print(f"perfsuite: {v.impl} diverged from {REFERENCE}: {v.problem}", file=sys.stderr)
+        print(f"perfsuite: {v.impl} diverged from {reference}: {v.problem}", file=sys.stderr)
     return 1 if bad else 0
 
 
@@ -176,7 +177,30 @@ def list_impls(args) -> int:
         except PerfsuiteError as exc:
             rows.append((name, "no", f"cannot load: {exc}", ep.value))
     terminal.print_impls(rows)
+    _list_workloads()
     return 0
+
+
+def _list_workloads() -> None:
+    """``perfsuite list``'s second part: the workloads and the implementations × workloads matrix."""
+    definitions, rows = [], []
+    for name in workloads.names():
+        try:
+            definitions.append(workloads.load(name))
+        except PerfsuiteError as exc:
+            rows.append((name, "", f"cannot load: {exc}"))
+    rows = [(d.name, f"{d.default_subset:g}", d.description) for d in definitions] + rows
+    matrix = {}
+    for name in sorted(registry.builtin()):
+        try:
+            specs = [registry.resolve([name], d.name)[0] for d in definitions]
+        except PerfsuiteError as exc:
+            matrix[name] = {d.name: f"cannot load: {exc}" for d in definitions}
+            continue
+        matrix[name] = {s.workload: s.unavailable_reason for s in specs}
+    for cells in matrix.values():
+        cells.update({row[0]: "the workload does not load" for row in rows[len(definitions) :]})
+    terminal.print_workload_matrix(rows, matrix)
 
 
 def summary(args) -> int:
@@ -348,7 +372,8 @@ def ab(args) -> int:
 
 def _ab_memory(args, folder: Path, impls: list, folders: dict) -> Path:
     """``ab --memory``: both sides' memory measured apart from the timing run, in ``RUN_DIR/memory-run``."""
-    workload = workload_from(args, repeats=1, subset=min(args.subset, memory_mod.DEFAULT_SUBSET))
+    workload = workload_from(args, repeats=1)
+    workload = workload_from(args, repeats=1, subset=min(workload.subset, memory_mod.DEFAULT_SUBSET))
     opts = memory_mod.MemoryOptions(epochs=1, warmup=1, memray=False)
     given = {"workload": workload, "impls": impls, "sides": folders, "folder": folder / "memory-run"}
     run = ProfileRun(args, "memory", memory_mod.profile_facts(opts), **given)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from perfsuite.core.data import DatasetInfo, Split
-from perfsuite.core.workload import Workload
+from perfsuite.core.workload import DEFAULT_WORKLOAD, Workload
 
 PHASES = ("batching", "forward", "loss", "backward", "step")
 """The five timed phases of a training step, in the order they run."""
@@ -46,7 +46,9 @@ class SetupContext:
 
     ``train`` holds the first ``n_train`` samples of the training split
     (the workload's subset), ``params`` the initial parameters in
-    ``nn.Linear`` layout (fresh copies: mutate freely), and
+    ``nn.Linear`` layout (fresh copies: mutate freely; ``w1``, ``b1``, ``w2``,
+    ``b2`` for ``mnist-mlp``, the names of
+    :class:`~perfsuite.core.workloads.MnistCnn` for ``mnist-cnn``), and
     ``permutation(epoch)`` the sample order of that epoch.
     """
 
@@ -81,6 +83,8 @@ class Implementation:
 
     name: str = ""
     description: str = ""
+    workloads: tuple = (DEFAULT_WORKLOAD,)
+    """The workloads (:mod:`perfsuite.core.workloads` names) this implementation trains."""
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -136,6 +140,22 @@ class Implementation:
     def info(self) -> dict:
         """Extra facts for the run's metadata (versions, deprecations, compile seconds)."""
         return {}
+
+
+def supported(cls) -> tuple:
+    """The workloads an implementation class trains: its ``workloads`` attribute, by default the MLP only."""
+    found = getattr(cls, "workloads", None)
+    if isinstance(found, str):
+        return (found,)
+    return tuple(found) if found else (DEFAULT_WORKLOAD,)
+
+
+def support_problem(cls, workload_name: str) -> str | None:
+    """Why ``cls`` cannot train the workload named ``workload_name`` (``None`` when it can)."""
+    trains = supported(cls)
+    if cls is None or workload_name in trains:
+        return None
+    return f"does not train workload {workload_name} (it trains {', '.join(trains)})"
 
 
 def is_fused(cls) -> bool:

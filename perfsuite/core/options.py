@@ -9,9 +9,10 @@ parsed options into the validated objects the layers below take.
 
 import argparse
 
+from perfsuite.core import workloads
 from perfsuite.core.errors import UsageError
 from perfsuite.core.sampling import DEFAULT_MAX_EPOCHS, SamplingTarget, sampling_target
-from perfsuite.core.workload import Workload, default_threads
+from perfsuite.core.workload import DEFAULT_WORKLOAD, Workload, default_threads
 
 DEFAULT_TIMEOUT = 900.0
 """Seconds a worker may take for one step of the protocol when ``--timeout`` is not given."""
@@ -21,6 +22,13 @@ def workload_options(parser: argparse.ArgumentParser, epochs: bool = True) -> No
     """Add the workload group (batch size, width, optimiser, epochs, subset, seed, threads, ranks)."""
     w = Workload.__dataclass_fields__
     g = parser.add_argument_group("workload (defaults: the article's configuration)")
+    g.add_argument(
+        "--workload",
+        default=DEFAULT_WORKLOAD,
+        metavar="NAME",
+        help=f"what is trained: {', '.join(workloads.names())}, module:Class or file.py:Class "
+        f"(default {DEFAULT_WORKLOAD}, the article's MLP; perfsuite list shows them)",
+    )
     g.add_argument("--batch-size", type=int, default=w["batch_size"].default, help="samples per step (default 128)")
     g.add_argument("--hidden", type=int, default=w["hidden"].default, help="hidden layer width (default 128)")
     g.add_argument("--lr", type=float, default=w["lr"].default, help="learning rate (default 0.3)")
@@ -48,8 +56,9 @@ def workload_options(parser: argparse.ArgumentParser, epochs: bool = True) -> No
     g.add_argument(
         "--subset",
         type=float,
-        default=w["subset"].default,
-        help="fraction of the training split to use, in (0, 1] (default 1)",
+        default=None,
+        help="fraction of the training split to use, in (0, 1] (default: the workload's, 1 for mnist-mlp, "
+        "0.1 for mnist-cnn)",
     )
     g.add_argument(
         "--seed",
@@ -149,9 +158,17 @@ def timeout_from(args) -> float:
 
 
 def workload_from(args, **overrides) -> Workload:
-    """The :class:`Workload` the options describe (validated)."""
-    names = ("batch_size", "hidden", "lr", "momentum", "loss", "subset", "seed", "nproc")
+    """The :class:`Workload` the options describe (validated).
+
+    ``--workload`` must name a known workload; without ``--subset`` the workload's own default subset is used.
+    """
+    spec = getattr(args, "workload", None) or DEFAULT_WORKLOAD
+    definition = workloads.load(spec)
+    names = ("batch_size", "hidden", "lr", "momentum", "loss", "seed", "nproc")
     fields = {name: getattr(args, name) for name in names}
+    fields["name"] = workloads.canonical(spec)
+    subset = getattr(args, "subset", None)
+    fields["subset"] = definition.default_subset if subset is None else subset
     for name in ("epochs", "warmup", "repeats"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)

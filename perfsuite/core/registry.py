@@ -15,7 +15,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from perfsuite.core.errors import UsageError
-from perfsuite.core.interface import interface_problems
+from perfsuite.core.interface import interface_problems, support_problem
+from perfsuite.core.workload import DEFAULT_WORKLOAD
 
 GROUP = "perfsuite.impls"
 OLD_PACKAGE = "impls"
@@ -24,15 +25,19 @@ OLD_PACKAGE = "impls"
 
 @dataclass(frozen=True)
 class ImplSpec:
-    """A resolved implementation: its display name, how it was named, its class."""
+    """A resolved implementation: its display name, how it was named, its class, the workload it is to train."""
 
     name: str
     spec: str
     cls: type
+    workload: str = DEFAULT_WORKLOAD
 
     @property
     def unavailable_reason(self) -> str | None:
-        """Why it cannot run here, or ``None`` (asks the class)."""
+        """Why it cannot run here, or ``None``: a workload it does not train, else what the class says."""
+        unsupported = support_problem(self.cls, self.workload)
+        if unsupported:
+            return unsupported
         check = getattr(self.cls, "unavailable_reason", None)
         return check() if callable(check) else None
 
@@ -42,10 +47,10 @@ def builtin() -> dict:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def _load_file(path_text: str, attr: str, spec: str):
+def _load_file(path_text: str, attr: str, spec: str, option: str = "--impls"):
     path = Path(path_text)
     if not path.is_file():
-        raise UsageError(f"--impls {spec}: file {path} does not exist")
+        raise UsageError(f"{option} {spec}: file {path} does not exist")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"perfsuite_user_{path.stem}_{digest}"
     module = sys.modules.get(module_name)
@@ -57,8 +62,8 @@ def _load_file(path_text: str, attr: str, spec: str):
             loader_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[module_name]
-            raise UsageError(f"--impls {spec}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    return _attribute(module, attr, spec)
+            raise UsageError(f"{option} {spec}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return _attribute(module, attr, spec, option)
 
 
 def installed_module(module_name: str) -> str:
@@ -68,22 +73,32 @@ def installed_module(module_name: str) -> str:
     return module_name
 
 
-def _load_module(module_name: str, attr: str, spec: str):
+def _load_module(module_name: str, attr: str, spec: str, option: str = "--impls"):
     module_name = installed_module(module_name)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise UsageError(f"--impls {spec}: cannot import module {module_name}: {type(exc).__name__}: {exc}") from exc
-    return _attribute(module, attr, spec)
+        raise UsageError(f"{option} {spec}: cannot import module {module_name}: {type(exc).__name__}: {exc}") from exc
+    return _attribute(module, attr, spec, option)
 
 
-def _attribute(module, attr: str, spec: str):
+def _attribute(module, attr: str, spec: str, option: str = "--impls"):
     if not attr.isidentifier():
-        raise UsageError(f"--impls {spec}: {attr!r} is not a class name")
+        raise UsageError(f"{option} {spec}: {attr!r} is not a class name")
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise UsageError(f"--impls {spec}: {module.__name__} has no class {attr}") from None
+        raise UsageError(f"{option} {spec}: {module.__name__} has no class {attr}") from None
+
+
+def load_object(spec: str, option: str):
+    """The class ``module:Class`` or ``path/to/file.py:Class`` names (errors name ``option``)."""
+    where, _, attr = spec.strip().rpartition(":")
+    if not where or not attr:
+        raise UsageError(f"{option} {spec}: expected a name, module:Class or path/to/file.py:Class")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        return _load_file(where, attr, spec, option)
+    return _load_module(where, attr, spec, option)
 
 
 def load_class(spec: str) -> type:
@@ -101,13 +116,7 @@ def load_class(spec: str) -> type:
         except Exception as exc:
             raise UsageError(f"--impls {spec}: its entry point failed to load: {type(exc).__name__}: {exc}") from exc
     else:
-        where, _, attr = spec.rpartition(":")
-        if not where or not attr:
-            raise UsageError(f"--impls {spec}: expected a name, module:Class or path/to/file.py:Class")
-        if where.endswith(".py") or "/" in where or "\\" in where:
-            cls = _load_file(where, attr, spec)
-        else:
-            cls = _load_module(where, attr, spec)
+        cls = load_object(spec, "--impls")
     problems = interface_problems(cls)
     if problems:
         raise UsageError(f"--impls {spec}: not a perfsuite implementation ({'; '.join(problems)})")
@@ -121,17 +130,29 @@ def display_name(spec: str, cls: type) -> str:
     return getattr(cls, "name", "") or cls.__name__
 
 
-def resolve(specs) -> list:
-    """Resolve a list of specs into :class:`ImplSpec` objects with distinct names."""
+def resolve(specs, workload: str = DEFAULT_WORKLOAD) -> list:
+    """Resolve a list of specs into :class:`ImplSpec` objects with distinct names, to train ``workload``.
+
+    ``workload`` is the name of the workload definition (``mnist-mlp``, ``mnist-cnn``, …); an
+    implementation that does not train it is unavailable (:attr:`ImplSpec.unavailable_reason`).
+    """
     resolved = []
     for spec in specs:
         cls = load_class(spec)
-        resolved.append(ImplSpec(display_name(spec, cls), spec.strip(), cls))
+        resolved.append(ImplSpec(display_name(spec, cls), spec.strip(), cls, workload))
     names = [r.name for r in resolved]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UsageError(f"--impls: implementation {', '.join(duplicates)} named more than once")
     return resolved
+
+
+def require_workload(impls: list) -> None:
+    """A one-line usage error when an implementation named explicitly does not train the run's workload."""
+    for spec in impls:
+        problem = support_problem(spec.cls, spec.workload)
+        if problem:
+            raise UsageError(f"--impls {spec.name}: {problem}; perfsuite list shows which implementation trains which")
 
 
 def parse_list(text: str) -> list:

@@ -18,6 +18,8 @@ from perfsuite.core.errors import UsageError
 INPUTS = 28 * 28
 CLASSES = 10
 LOSSES = ("ce", "mse")
+DEFAULT_WORKLOAD = "mnist-mlp"
+"""The workload trained when ``--workload`` is not given: the article's MLP (:mod:`perfsuite.core.workloads`)."""
 
 
 def default_threads() -> int:
@@ -37,8 +39,12 @@ class Workload:
     parameters. ``subset`` is the fraction of the training split used.
     ``nproc`` is the number of ranks a multi-rank implementation (``ddp``)
     runs on; they share the global batch and ``threads`` between them.
+    ``name`` is the workload definition trained (:mod:`perfsuite.core.workloads`):
+    a registered name such as ``mnist-mlp`` or ``mnist-cnn``, or a
+    ``module:Class`` / ``file.py:Class`` spec; ``hidden`` is its width.
     """
 
+    name: str = DEFAULT_WORKLOAD
     batch_size: int = 128
     hidden: int = 128
     lr: float = 0.3

@@ -31,7 +31,7 @@ import time
 import torch.distributed as dist
 
 from perfsuite.analysis.summary import write_summary
-from perfsuite.core import data, metadata, registry
+from perfsuite.core import data, metadata, workloads
 from perfsuite.core.options import workload_from
 from perfsuite.core.workload import default_threads
 from perfsuite.measure.ddp_worker import join_group, rank_state, ready_payload
@@ -138,7 +138,7 @@ def run(args) -> int:
     start = time.perf_counter()
     workload = standalone_workload(args)
     dataset = data.resolve(args.dataset, args.data_dir)
-    name = registry.resolve([args.impl])[0].name
+    name = workloads.resolve_impls([args.impl], workload, explicit=True)[0].name
     join_group(args.timeout)
     recorder = Recorder(args, workload, dataset, name) if dist.get_rank() == 0 else None
     try:

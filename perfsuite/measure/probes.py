@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from perfsuite.analysis.commmodel import BENCH_SIZES, BYTES_PER_VALUE, ring_factor
-from perfsuite.analysis.roofline import SQUARE, Shape, best_of, describe, floor_record, workload_shapes
+from perfsuite.analysis.roofline import SQUARE, Shape, best_of, describe, floor_record, not_counted, workload_shapes
+from perfsuite.core import workloads
 from perfsuite.measure import processes
 
 BUDGET_SECONDS = 1.2
@@ -42,14 +43,35 @@ def _operands(shape: Shape):
     return a, torch.randn(shape.k, shape.n, generator=g), torch.empty(shape.m, shape.n)
 
 
+def _operation(shape: Shape):
+    """A call that runs ``shape`` once: the matmul into a preallocated output, or the convolution (pass)."""
+    if shape.conv:
+        return _convolution(*shape.conv)
+    a, b, out = _operands(shape)
+    return lambda: torch.mm(a, b, out=out)
+
+
+def _convolution(batch: int, c_in: int, c_out: int, side: int, kind: str):
+    """A 3×3 convolution pass (``forward``, ``weight`` or ``input`` gradient) as autograd runs it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, c_in, side, side, generator=g)
+    w = torch.randn(c_out, c_in, 3, 3, generator=g)
+    if kind == "forward":
+        return lambda: torch.nn.functional.conv2d(x, w)
+    grad = torch.randn(batch, c_out, side - 2, side - 2, generator=g)
+    mask = [kind == "input", kind == "weight", False]
+    backward = torch.ops.aten.convolution_backward
+    return lambda: backward(grad, x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask)
+
+
 def time_shape(shape: Shape, seconds: float) -> dict:
     """GFLOP/s of ``shape`` (best and median batch of calls) within about ``seconds``."""
-    a, b, out = _operands(shape)
-    torch.mm(a, b, out=out)
+    call = _operation(shape)
+    call()
     singles = []
     for _ in range(CALIBRATION_CALLS):
         start = time.perf_counter()
-        torch.mm(a, b, out=out)
+        call()
         singles.append(time.perf_counter() - start)
     calls = max(1, math.ceil(MIN_BATCH_SECONDS / max(min(singles), 1e-9)))
     per_call = []
@@ -57,7 +79,7 @@ def time_shape(shape: Shape, seconds: float) -> dict:
     while len(per_call) < MIN_BATCHES or time.perf_counter() < deadline:
         start = time.perf_counter()
         for _ in range(calls):
-            torch.mm(a, b, out=out)
+            call()
         per_call.append((time.perf_counter() - start) / calls)
     return {
         **shape.to_dict(),
@@ -67,19 +89,29 @@ def time_shape(shape: Shape, seconds: float) -> dict:
     }
 
 
-def measure(threads: int, batch: int, hidden: int, square: int = SQUARE, budget: float = BUDGET_SECONDS) -> dict:
-    """Set ``threads`` torch threads and time every shape; returns the throughput record."""
+def measure(
+    threads: int,
+    batch: int = 0,
+    hidden: int = 0,
+    square: int = SQUARE,
+    budget: float = BUDGET_SECONDS,
+    shapes: list = None,
+) -> dict:
+    """Set ``threads`` torch threads and time every shape; returns the throughput record.
+
+    ``shapes`` defaults to the MLP's five at ``batch`` and ``hidden`` and the ``square`` one.
+    """
     torch.set_num_threads(threads)
-    shapes = workload_shapes(batch, hidden, square)
+    shapes = shapes or workload_shapes(batch, hidden, square)
     start = time.perf_counter()
     rates = [time_shape(s, budget / len(shapes)) for s in shapes]
     return {"threads": torch.get_num_threads(), "shapes": rates, "measure_seconds": time.perf_counter() - start}
 
 
-def _child(conn, threads: int, batch: int, hidden: int, square: int, budget: float) -> None:
+def _child(conn, threads: int, shapes: list, budget: float) -> None:
     """Entry point of the measuring process: one ``measure`` answer, then ``stop``."""
     processes.child_main(
-        conn, lambda: (None, {}), lambda state, command, args: measure(threads, batch, hidden, square, budget)
+        conn, lambda: (None, {}), lambda state, command, args: measure(threads, budget=budget, shapes=shapes)
     )
 
 
@@ -88,14 +120,19 @@ def measure_in_process(
 ) -> dict:
     """Measure the roofline in a fresh process with the workload's thread count.
 
-    Returns the :func:`~perfsuite.analysis.roofline.floor_record`, or
-    ``{"error": reason}`` when the measurement could not be made (the run
-    goes on without a floor).
+    The shapes are the workload definition's matrix products at its batch size
+    (:mod:`perfsuite.core.workloads`) and a large square one. Returns the
+    :func:`~perfsuite.analysis.roofline.floor_record`, or ``{"error": reason}``
+    when the measurement could not be made or the workload counts no flops
+    (the run goes on without a floor).
     """
+    definition = workloads.of(workload)
+    missing = not_counted(definition)
+    if missing:
+        return {"error": missing}
     batch = min(workload.batch_size, samples)
-    process, conn = processes.spawn(
-        _child, (workload.threads, batch, workload.hidden, square, budget), "perfsuite-roofline"
-    )
+    shapes = workload_shapes(batch, workload.hidden, square, definition)
+    process, conn = processes.spawn(_child, (workload.threads, shapes, budget), "perfsuite-roofline")
     try:
         processes.receive(process, conn, "ready", timeout)
         conn.send(("measure",))
@@ -104,7 +141,7 @@ def measure_in_process(
         return {"error": lost.reason}
     finally:
         processes.stop_process(process, conn)
-    return floor_record(payload, samples, workload.hidden, workload.batch_size)
+    return floor_record(payload, samples, workload.hidden, workload.batch_size, definition)
 
 
 def for_run(workload, dataset, timeout: float, progress=None, earlier: dict = None) -> dict:
@@ -122,7 +159,9 @@ def for_run(workload, dataset, timeout: float, progress=None, earlier: dict = No
             if earlier is None
             else f"perfsuite: measuring the roofline again failed ({record['error']}); the first measurement counts"
         )
-    return record if earlier is None else best_of([earlier, record], samples, workload.hidden, workload.batch_size)
+    if earlier is None:
+        return record
+    return best_of([earlier, record], samples, workload.hidden, workload.batch_size, workloads.of(workload))
 
 
 def benchmark_allreduce(sizes=BENCH_SIZES, repeats: int = 15, warmup: int = 3) -> list:

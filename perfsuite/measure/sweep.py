@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfsuite.analysis.summary import write_summary
-from perfsuite.core import data, metadata, registry
+from perfsuite.core import data, metadata, registry, workloads
 from perfsuite.core.errors import UsageError
 from perfsuite.core.options import timeout_from, workload_from
 from perfsuite.measure.measurement import measure
@@ -132,10 +132,12 @@ class Plan:
 def plan(args) -> Plan:
     """Check every option and point of ``perfsuite sweep`` before any process starts."""
     axes = parse_vary(args.vary)
+    workloads.load(getattr(args, "workload", None))  # an unknown workload is its own one-line error, not a --vary one
     points = point_workloads(args, axes)
     timeout = timeout_from(args)
     dataset = data.resolve(args.dataset, args.data_dir)
-    impls = registry.resolve(registry.parse_list(args.impls) if args.impls else sorted(registry.builtin()))
+    specs = registry.parse_list(args.impls) if args.impls else sorted(registry.builtin())
+    impls = workloads.resolve_impls(specs, points[0][1] if points else workload_from(args), explicit=bool(args.impls))
     return Plan(axes, points, dataset, impls, timeout, not args.no_roofline)
 
 

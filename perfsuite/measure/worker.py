@@ -8,11 +8,12 @@ the worker, so the parent can record it and carry on with the others.
 
 import torch
 
-from perfsuite.core import data, registry
+from perfsuite.core import data, registry, workloads
 from perfsuite.core.clock import monotonic
-from perfsuite.core.interface import SetupContext
+from perfsuite.core.errors import UsageError
+from perfsuite.core.interface import SetupContext, support_problem
 from perfsuite.core.phases import time_epoch
-from perfsuite.core.workload import epoch_permutation, initial_parameters
+from perfsuite.core.workload import epoch_permutation
 from perfsuite.measure import processes, sides
 from perfsuite.results.record import EpochRecord
 
@@ -41,10 +42,15 @@ class WorkerState:
         self.cls = registry.load_class(spec)
         if side:
             sides.check_runnable(self.cls)
+        self.definition = workloads.of(workload)
+        problem = support_problem(self.cls, self.definition.name)
+        if problem:
+            raise UsageError(f"{spec}: {problem}")
         self.train, self.test = data.load(dataset)
         self.n_train = workload.train_size(len(self.train.labels))
+        self.n_test = self.definition.test_samples(workload, len(self.test.labels))
         self.eval_train = data.preprocess(self.train.images[: self.n_train])
-        self.eval_test = data.preprocess(self.test.images)
+        self.eval_test = data.preprocess(self.test.images[: self.n_test])
         self.impl = None
         self.rank = 0
 
@@ -58,7 +64,7 @@ class WorkerState:
             train=self.train,
             test=self.test,
             n_train=self.n_train,
-            params=initial_parameters(wl),
+            params=self.definition.initial_parameters(wl),
             permutation=lambda epoch: epoch_permutation(wl, self.n_train, epoch),
             clock=monotonic,
         )
@@ -81,7 +87,7 @@ class WorkerState:
             epoch < self.workload.warmup,
             rank=self.rank,
             train_accuracy=accuracy(self.impl, self.eval_train, self.train.labels[: self.n_train]),
-            test_accuracy=accuracy(self.impl, self.eval_test, self.test.labels),
+            test_accuracy=accuracy(self.impl, self.eval_test, self.test.labels[: self.n_test]),
         )
 
 

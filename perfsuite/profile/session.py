@@ -11,7 +11,7 @@ to ``flame/`` and ``trace/`` inside it (see :mod:`perfsuite.results.artifacts`).
 from contextlib import contextmanager
 
 from perfsuite.analysis.summary import write_summary
-from perfsuite.core import data, metadata, registry
+from perfsuite.core import data, metadata, registry, workloads
 from perfsuite.core.options import timeout_from, workload_from
 from perfsuite.profile.worker import WorkerClient
 from perfsuite.render.progress import RunProgress
@@ -37,7 +37,9 @@ class ProfileRun:
         self.workload = given.get("workload") or workload_from(args, repeats=1)
         self.timeout = timeout_from(args)
         self.dataset = data.resolve(args.dataset, args.data_dir)
-        self.impls = given.get("impls") or registry.resolve(_specs(args.impls))
+        self.impls = given.get("impls") or workloads.resolve_impls(
+            _specs(args.impls), self.workload, explicit=bool(args.impls)
+        )
         self.sides = given.get("sides") or {}
         if check:
             check([spec.name for spec in self.impls])

@@ -15,6 +15,7 @@ from perfsuite.analysis.check import REFERENCE
 from perfsuite.analysis.roofline import describe as describe_roofline
 from perfsuite.analysis.sweep import sweep_frame
 from perfsuite.core.interface import OTHER, PHASES
+from perfsuite.core.workload import DEFAULT_WORKLOAD
 from perfsuite.render.html import size
 from perfsuite.render.progress import console as make_console
 from perfsuite.results.reader import read_sweep
@@ -25,7 +26,9 @@ SHOWN_PER_PHASE = 3
 
 def summary_table(summary: dict) -> Table:
     """The summary as a rich table: median seconds per epoch and per phase."""
-    t = Table(title=f"median seconds per epoch · {summary.get('dataset')} · {summary.get('threads')} threads")
+    name = summary.get("workload") or DEFAULT_WORKLOAD
+    on = "" if name == DEFAULT_WORKLOAD else f" · workload {name} on {summary.get('subset'):g} of the training split"
+    t = Table(title=f"median seconds per epoch{on} · {summary.get('dataset')} · {summary.get('threads')} threads")
     t.add_column("implementation")
     t.add_column("epoch", justify="right")
     for p in PHASES + (OTHER,):
@@ -328,12 +331,13 @@ def _ci_text(row, scale: float) -> str:
     return f"{row['ci_low'] * scale:.2f}–{row['ci_high'] * scale:.2f}"
 
 
-def print_verdicts(found, skipped, reference, dataset) -> None:
+def print_verdicts(found, skipped, reference, dataset, reference_name: str = REFERENCE, workload: str = "") -> None:
     """``perfsuite check``: each implementation's verdict against the reference's epoch."""
-    t = Table(title=f"equivalence with {REFERENCE} · one epoch · {dataset.label}")
+    on = f" · workload {workload}" if workload and workload != DEFAULT_WORKLOAD else ""
+    t = Table(title=f"equivalence with {reference_name} · one epoch{on} · {dataset.label}")
     for col in ("implementation", "max rel. loss diff (first 100 steps)", "train acc", "acc diff (pp)", "verdict"):
         t.add_column(col)
-    t.add_row(REFERENCE, "reference", f"{100 * reference.train_accuracy:.2f}%", "", "")
+    t.add_row(reference_name, "reference", f"{100 * reference.train_accuracy:.2f}%", "", "")
     for v in found:
         t.add_row(
             v.impl,
@@ -344,6 +348,28 @@ def print_verdicts(found, skipped, reference, dataset) -> None:
         )
     for name, reason in skipped.items():
         t.add_row(name, "", "", "", f"skipped: {reason}")
+    make_console().print(t)
+
+
+def print_workload_matrix(workload_rows: list, matrix: dict) -> None:
+    """``perfsuite list``: the workloads, then which implementation trains which and why a pair cannot run.
+
+    ``workload_rows`` holds ``(name, default subset, description)``; ``matrix`` maps an implementation
+    to ``{workload: reason or None}`` (``None``: it trains it here).
+    """
+    w = Table(title="workloads (--workload NAME; entry-point group perfsuite.workloads)")
+    for col in ("name", "default subset", "description"):
+        w.add_column(col)
+    for row in workload_rows:
+        w.add_row(*row)
+    make_console().print(w)
+    names = [row[0] for row in workload_rows]
+    t = Table(title="implementations × workloads (yes: runs here; otherwise why not)")
+    t.add_column("implementation")
+    for name in names:
+        t.add_column(name)
+    for impl, cells in matrix.items():
+        t.add_row(impl, *("yes" if cells.get(name) is None else f"no: {cells[name]}" for name in names))
     make_console().print(t)
 
 
