@@ -21,6 +21,7 @@ from perfsuite.analysis.memory import memory_by_phase
 from perfsuite.analysis.noise import diagnose
 from perfsuite.analysis.speedups import analyse
 from perfsuite.analysis.stats import median
+from perfsuite.analysis.userphases import user_phases
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.core.workload import DEFAULT_WORKLOAD
 from perfsuite.results.reader import Run, job_rows, load_run
@@ -168,6 +169,9 @@ def write_summary(source, statistics=None, noise=None, host=None) -> dict:
     memory = memory_by_phase(run)
     if memory is not None:
         summary["memory"] = memory.to_dict()
+    named = user_phases(run)
+    if named is not None:
+        summary["user_phases"] = named  # phases a user named in their loop (perfsuite profile), inside other
     if statistics is not None:
         summary["statistics"] = statistics.to_dict()
     if noise is not None:

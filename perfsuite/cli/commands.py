@@ -27,6 +27,7 @@ from perfsuite.measure.measurement import measure
 from perfsuite.measure.runner import Runner
 from perfsuite.profile import flame as flame_mod
 from perfsuite.profile import memory as memory_mod
+from perfsuite.profile import script as script_mod
 from perfsuite.profile import trace as trace_mod
 from perfsuite.profile.session import ProfileRun
 from perfsuite.render import terminal
@@ -442,6 +443,11 @@ def trace(args) -> int:
     for name, result in found.items():
         terminal.print_top_ops(name, result)
     return _finished(run.folder, page, failures, "what was recorded is kept in")
+
+
+def profile(args) -> int:
+    """``perfsuite profile -- python train.py ARGS…``: a user's script recorded with perfsuite.record."""
+    return script_mod.profile(args)
 
 
 def _finished(folder: Path, page: Path, failures: list, kept: str) -> int:

@@ -278,6 +278,35 @@ def build_parser() -> ArgumentParser:
     trc.add_argument("--top", type=int, default=DEFAULT_TOP, help=f"operators listed per phase (default {DEFAULT_TOP})")
     trc.set_defaults(func=commands.trace)
 
+    prf = sub.add_parser(
+        "profile",
+        help="run your own training script with perfsuite.record on: its phases per step, a run folder, a report",
+        description="Run COMMAND (e.g. python train.py ARGS…) in its own process with perfsuite.record on and write "
+        "a run folder and report from the epochs it marks. Two commands separated by :: run alternately, epoch by "
+        "epoch (see docs/profile.md).",
+    )
+    prf.add_argument(
+        "--name", default=None, help="name(s) of the run's implementation rows, comma-separated (default: script stem)"
+    )
+    prf.add_argument(
+        "--warmup", type=int, default=1, help="first epochs of each script flagged warm-up, left out of statistics (1)"
+    )
+    prf.add_argument(
+        "--back-to-back",
+        action="store_true",
+        help="with two commands, run one after the other instead of alternating epochs (prints the drift caveat)",
+    )
+    prf_out = prf.add_argument_group("output")
+    prf_out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")
+    prf_out.add_argument(
+        "--reports", default="reports", help="folder of run folders, with a 'latest' link (default ./reports)"
+    )
+    prf_out.add_argument("--quiet", action="store_true", help="no line per recorded epoch")
+    prf.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS…] [:: COMMAND [ARGS…]]", help="what to run"
+    )
+    prf.set_defaults(func=commands.profile)
+
     dat = sub.add_parser("data", help="check or download MNIST")
     dsub = dat.add_subparsers(dest="data_command", metavar="ACTION", parser_class=ArgumentParser)
     dsub.required = True

@@ -24,7 +24,7 @@ from perfsuite.analysis import noise as noise_mod
 from perfsuite.analysis.stats import CONFIDENCE, NOISE_THRESHOLD, RESAMPLES
 from perfsuite.analysis.summary import analyse_and_summarise
 from perfsuite.core.metadata import VERSION
-from perfsuite.render import charts, ddp_section, html, memory_section, tables
+from perfsuite.render import charts, ddp_section, html, memory_section, tables, userphases_section
 from perfsuite.results import artifacts
 from perfsuite.results.reader import Run, load_run
 from perfsuite.results.schema import FILES
@@ -126,6 +126,7 @@ def context(run: Run, result, summary: dict, diagnosis=None) -> dict:
         "pytest_benchmark": benchjson.sections(run, [run.folder / a.path for a in found.get("benchmark", [])]),
         "ddp_section": ddp_section.section(summary),
         "memory_section": memory_section.section(summary),
+        "userphases_section": userphases_section.section(summary),
         "host_language": summary.get("host_language"),
         "host_table": tables.host_language(summary.get("host_language")),
     }

@@ -251,6 +251,7 @@ class Run:
                     rank=int(row[RANK]),
                     subphases={name: tuple(float(v) for v in wide[name]) for name in SUBPHASES if name in wide.columns},
                     facts=_facts(row.get(FACTS), path),
+                    user_phases=_user_phases(wide),
                 )
             )
         return out
@@ -264,6 +265,16 @@ class Run:
     def synthetic(self) -> bool:
         """True when the run trained on the synthetic MNIST-shaped set."""
         return bool(self.meta.get("dataset", {}).get("synthetic"))
+
+
+def _user_phases(wide: pd.DataFrame) -> dict:
+    """``{name: ((step, seconds), …)}`` of the phases a user named (:mod:`perfsuite.record`) in one epoch's rows."""
+    known = set(PHASES) | set(SUBPHASES)
+    return {
+        str(name): tuple((int(step), float(sec)) for step, sec in wide[name].dropna().items())
+        for name in wide.columns
+        if name not in known
+    }
 
 
 def _read_json(path: Path):

@@ -31,6 +31,9 @@ class EpochRecord:
     to its per-step seconds (already inside its parent phase); ``facts`` is
     what the implementation reported about the epoch (numbers, flags, words).
     Accuracies are NaN where they were not evaluated (profiling runs).
+    ``user_phases`` maps a phase a user named in their own loop
+    (:mod:`perfsuite.record`) to ``(step, seconds)`` pairs of the steps it
+    ran in; that time lies outside the five phases, inside ``other``.
     """
 
     round: int
@@ -44,6 +47,7 @@ class EpochRecord:
     rank: int = 0
     subphases: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     facts: Mapping[str, object] = field(default_factory=dict)
+    user_phases: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_measurement(cls, m, round_: int, epoch: int, warmup: bool, **fields) -> "EpochRecord":

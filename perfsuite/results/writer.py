@@ -108,12 +108,17 @@ class ResultsWriter:
         r, e, rank = record.round, record.epoch, record.rank
         phases = record.phases
         subphases = record.subphases
+        user = {}  # step: [(user phase, seconds)], written after the step's five phases
+        for name, pairs in record.user_phases.items():
+            for step, sec in pairs:
+                user.setdefault(int(step), []).append((name, float(sec)))
         _, pw = self._files["phases.csv"]
         for step, row in enumerate(phases):
             pw.writerows((impl, r, e, step, name, repr(sec), rank) for name, sec in zip(PHASES, row, strict=True))
             pw.writerows(
                 (impl, r, e, step, name, repr(float(values[step])), rank) for name, values in subphases.items()
             )
+            pw.writerows((impl, r, e, step, name, repr(sec), rank) for name, sec in user.get(step, ()))
         _, sw = self._files["steps.csv"]
         sw.writerows((impl, r, e, step, repr(loss), rank) for step, loss in enumerate(record.losses))
         row = record.row(impl)

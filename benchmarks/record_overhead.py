@@ -1,0 +1,244 @@
+"""What does ``perfsuite.record`` cost a loop? A paired benchmark of the same loop with and without it.
+
+A benchmark, not a test: it trains real epochs of ``mnist-mlp`` (batch 128 by default) with the ``store``
+loop's own code (``perfsuite.impls.store``: the tensor store, ``index_select`` + ``narrow`` batching, the
+momentum update), in one process, in three variants that differ only in the instrumentation:
+
+* ``plain`` — the loop with no ``record`` call at all;
+* ``off``   — the loop with ``record.epoch()``, ``record.batches``, five ``record.phase`` scopes and
+  ``record.loss`` per step, recording off (the state a script is in when it is not run by ``perfsuite profile``);
+* ``on``    — the same loop with recording on, epochs appended to a JSON-lines file as under ``perfsuite profile``;
+* ``scopes`` — recording on without ``record.loss``: the scopes alone (keeping every step's loss tensor until
+  the epoch ends, as ``record.loss`` and the harness do, has a cost of its own);
+* ``again`` — ``plain`` once more, with its own copy of the model (an A/A pair): how far two identical loops
+  differ here (tensor addresses, the order within a round), the floor under the figures above.
+
+Each round runs one epoch of each variant, in an order that rotates from round to round, so a slow stretch
+of the machine hits every variant alike. Every variant trains its own copy of the same initial parameters
+(the work per step does not depend on their values). The wall time of each epoch is read around its loop (for the marked
+variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the recorder's work when an epoch
+ends — reading the losses, appending the epoch to its file, between epochs — is reported apart. The
+figures are the median over rounds of the paired ratios ``on/plain − 1`` and ``off/plain − 1`` with their
+95% percentile-bootstrap interval, and, because a 0.1% effect is far below what paired epochs resolve on a
+shared machine, the cost of one recorded step's calls measured directly (``timeit``) against the plain
+step's median time. From the repository root::
+
+    python benchmarks/record_overhead.py --data-dir ../shared/data --rounds 15 --out reports/record-overhead.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from perfsuite import record
+from perfsuite.analysis.stats import describe
+from perfsuite.core import data
+from perfsuite.core.workload import Workload, initial_parameters
+from perfsuite.impls.store import Memory, MyModel, cross_entropy, get_batches
+
+VARIANTS = ("plain", "off", "on", "scopes", "again")
+RECORDING = ("on", "scopes")
+
+
+class Loop:
+    """The store loop's state for one variant: its model, store, data and batch size."""
+
+    def __init__(self, x, y, workload: Workload):
+        self.x, self.y = x, y
+        self.workload = workload
+        self.mem = Memory()
+        self.model = MyModel(self.mem, workload.hidden, initial_parameters(workload))
+
+    def plain(self, order) -> float:
+        """One epoch of the bare loop; its wall seconds."""
+        mem, model, w = self.mem, self.model, self.workload
+        start = time.perf_counter()
+        for x, y in get_batches(self.x, self.y, w.batch_size, order):
+            logits = model.forward(mem, x)
+            loss = cross_entropy(y, logits)
+            loss.backward()
+            mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+        return time.perf_counter() - start
+
+    def instrumented(self, order, losses: bool = True) -> float:
+        """One epoch of the marked loop; its wall seconds inside ``record.epoch()`` (what the epoch's own
+        wall time counts: the recorder's work when the epoch ends comes after it, see :func:`epoch`)."""
+        mem, model, w = self.mem, self.model, self.workload
+        with record.epoch():
+            start = time.perf_counter()
+            for x, y in record.batches(get_batches(self.x, self.y, w.batch_size, order)):
+                with record.phase("forward"):
+                    logits = model.forward(mem, x)
+                with record.phase("loss"):
+                    loss = cross_entropy(y, logits)
+                with record.phase("backward"):
+                    loss.backward()
+                with record.phase("step"):
+                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                if losses:
+                    record.loss(loss)
+            inside = time.perf_counter() - start
+        return inside
+
+
+def epoch(variant: str, loop: Loop, order, records: Path) -> tuple:
+    """``(inside, outside)`` seconds of one epoch of ``variant`` (recording on around the ``on`` epoch only).
+
+    ``inside`` is the loop's wall time, ``outside`` that plus leaving ``record.epoch()`` (where the
+    recorder reads the losses and appends the epoch to its file, between epochs).
+    """
+    if variant in RECORDING:
+        record.start(records)
+    try:
+        start = time.perf_counter()
+        if variant in ("plain", "again"):
+            inside = loop.plain(order)
+        else:
+            inside = loop.instrumented(order, variant != "scopes")
+        return inside, time.perf_counter() - start
+    finally:
+        if variant in RECORDING:
+            record.stop()
+
+
+def call_costs(repeats: int = 200_000) -> dict:
+    """Seconds one step's ``record`` calls cost, off and on (``timeit``, best of 5), without any training."""
+
+    def scopes():
+        with record.phase("forward"):
+            pass
+        with record.phase("loss"):
+            pass
+        with record.phase("backward"):
+            pass
+        with record.phase("step"):
+            pass
+        record.loss(0.0)
+
+    def batches_off(items=(1,)):
+        for _ in record.batches(items):
+            pass
+
+    off = min(timeit.repeat(scopes, number=repeats, repeat=5)) / repeats
+    off += min(timeit.repeat(batches_off, number=repeats, repeat=5)) / repeats
+    with tempfile.TemporaryDirectory() as tmp:
+        record.start(Path(tmp) / "calls.jsonl")
+        try:
+            items = list(range(repeats))
+            with record.epoch():
+                t0 = time.perf_counter()
+                for _ in record.batches(items):
+                    scopes()
+                on = (time.perf_counter() - t0) / repeats
+        finally:
+            record.stop()
+    return {"off_seconds_per_step": off, "on_seconds_per_step": on}
+
+
+def interval(ratios) -> dict:
+    est = describe(np.asarray(ratios) - 1.0)
+    return {"median": est.median, "low": est.ci_low, "high": est.ci_high, "rounds": est.n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="MNIST root (default: $PERFSUITE_DATA, else ./data)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and left out")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--subset", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the workload's)")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here too")
+    args = parser.parse_args()
+
+    workload = Workload(batch_size=args.batch_size, subset=args.subset)
+    if args.threads:
+        workload = Workload(batch_size=args.batch_size, subset=args.subset, threads=args.threads)
+    torch.set_num_threads(workload.threads)
+    info = data.resolve("mnist", args.data_dir)
+    train, _ = data.load(info)
+    n = int(round(args.subset * len(train.labels)))
+    x = data.preprocess(train.images[:n])
+    y = train.labels[:n]
+    loops = {v: Loop(x, y, workload) for v in VARIANTS}
+    walls = {v: [] for v in VARIANTS}
+    outside = {v: [] for v in VARIANTS}
+    g = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        records = Path(tmp) / "records.jsonl"
+        for r in range(args.warmup + args.rounds):
+            order = torch.randperm(n, generator=g)
+            shift = r % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                seconds, total = epoch(variant, loops[variant], order, records)
+                if r >= args.warmup:
+                    walls[variant].append(seconds)
+                    outside[variant].append(total)
+            if r >= args.warmup:
+                print(f"round {r - args.warmup}: " + "  ".join(f"{v} {walls[v][-1]:.4f} s" for v in VARIANTS))
+    plain = np.asarray(walls["plain"])
+    steps = -(-n // workload.batch_size)
+    costs = call_costs()
+    step_seconds = float(np.median(plain)) / steps
+    result = {
+        "workload": {"name": "mnist-mlp", "loop": "store", "batch_size": workload.batch_size, "samples": n},
+        "threads": workload.threads,
+        "rounds": args.rounds,
+        "steps_per_epoch": steps,
+        "median_epoch_seconds": {v: float(np.median(walls[v])) for v in VARIANTS},
+        "on_overhead": interval(np.asarray(walls["on"]) / plain),
+        "off_overhead": interval(np.asarray(walls["off"]) / plain),
+        "scopes_overhead": interval(np.asarray(walls["scopes"]) / plain),
+        "aa_difference": interval(np.asarray(walls["again"]) / plain),
+        "on_overhead_with_epoch_end": interval(np.asarray(outside["on"]) / np.asarray(outside["plain"])),
+        "epoch_end_seconds": float(np.median(np.asarray(outside["on"]) - np.asarray(walls["on"]))),
+        "calls": {
+            **costs,
+            "plain_step_seconds": step_seconds,
+            "on_share_of_step": costs["on_seconds_per_step"] / step_seconds,
+            "off_share_of_step": costs["off_seconds_per_step"] / step_seconds,
+        },
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "loadavg": os.getloadavg(),
+        },
+        "walls": walls,
+        "walls_with_epoch_end": outside,
+    }
+    on, off, calls = result["on_overhead"], result["off_overhead"], result["calls"]
+    print(
+        f"recording on:  {on['median']:+.2%} of the epoch (95% CI {on['low']:+.2%} … {on['high']:+.2%}, "
+        f"{on['rounds']} paired rounds)"
+    )
+    sc = result["scopes_overhead"]
+    print(f"recording on without record.loss: {sc['median']:+.2%} (95% CI {sc['low']:+.2%} … {sc['high']:+.2%})")
+    aa = result["aa_difference"]
+    print(f"A/A (plain again vs plain): {aa['median']:+.2%} (95% CI {aa['low']:+.2%} … {aa['high']:+.2%})")
+    print(f"recording off: {off['median']:+.2%} of the epoch (95% CI {off['low']:+.2%} … {off['high']:+.2%})")
+    end = result["on_overhead_with_epoch_end"]
+    print(
+        f"recording on, counting the recorder's work at the epoch's end too ({result['epoch_end_seconds'] * 1e3:.1f} ms"
+        f" between epochs): {end['median']:+.2%} (95% CI {end['low']:+.2%} … {end['high']:+.2%})"
+    )
+    print(
+        f"per step, measured directly: on {calls['on_seconds_per_step'] * 1e6:.2f} µs "
+        f"({calls['on_share_of_step']:.3%} of a {step_seconds * 1e3:.2f} ms step), off "
+        f"{calls['off_seconds_per_step'] * 1e9:.0f} ns ({calls['off_share_of_step']:.4%})"
+    )
+    print(f"load average during the run: {result['machine']['loadavg']} (shared machine: other work ran too)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
