@@ -174,11 +174,11 @@ def test_bad_epochs_is_one_line(tmp_path, capsys):
 
 def test_sweep_memory_shows_memory_against_batch_size(tmp_path, capsys):
     out = tmp_path / "s"
-    args = ["sweep", "--memory", "--impls", "store,tuned", "--vary", "batch_size=32,128", "--subset", "0.01"]
+    args = ["sweep", "--memory", "--impls", "store", "--vary", "batch_size=32,128", "--subset", "0.01"]
     assert main([*args, "--threads", "1", "--quiet", "--out", str(out), *data_args()]) == 0
     rows = json.loads((out / "sweep.json").read_text())["analysis"]["memory"]
     by = {(r["impl"], r["batch_size"]): r for r in rows}
-    assert set(by) == {("store", 32), ("store", 128), ("tuned", 32), ("tuned", 128)}
+    assert set(by) == {("store", 32), ("store", 128)}
     assert by[("store", 128)]["allocated_bytes_per_step"] > 1.5 * by[("store", 32)]["allocated_bytes_per_step"]
     assert (out / "batch_size-32" / "memory" / "phases.csv").is_file()
     assert 'id="memory"' in (out / "index.html").read_text()
