@@ -126,6 +126,16 @@ def test_worker_faults_are_recorded_and_the_rest_finishes(tmp_path, capsys):
         assert f"{name} failed" in err
 
 
+def _as_at_a_terminal() -> None:
+    """In the child before exec: take Ctrl-C as a foreground command does.
+
+    A shell's background job (``pytest … &``, ``nohup``) starts with SIGINT
+    ignored and passes that on, and Python keeps an inherited SIG_IGN; the
+    tests of Ctrl-C stand for a user at a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(out: Path, *extra, own_group: bool = False):
     return subprocess.Popen(
         [sys.executable, "-m", "perfsuite", "run", "--quiet", *extra, "--out", str(out)],
@@ -133,6 +143,7 @@ def start_run(out: Path, *extra, own_group: bool = False):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=own_group,
+        preexec_fn=_as_at_a_terminal,
     )
 
 
