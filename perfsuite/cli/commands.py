@@ -373,8 +373,7 @@ def ab(args) -> int:
 
 def _ab_memory(args, folder: Path, impls: list, folders: dict) -> Path:
     """``ab --memory``: both sides' memory measured apart from the timing run, in ``RUN_DIR/memory-run``."""
-    workload = workload_from(args, repeats=1)
-    workload = workload_from(args, repeats=1, subset=min(workload.subset, memory_mod.DEFAULT_SUBSET))
+    workload = memory_mod.capped(workload_from(args, repeats=1))
     opts = memory_mod.MemoryOptions(epochs=1, warmup=1, memray=False)
     given = {"workload": workload, "impls": impls, "sides": folders, "folder": folder / "memory-run"}
     run = ProfileRun(args, "memory", memory_mod.profile_facts(opts), **given)

@@ -163,12 +163,17 @@ def record_memory(run: ProfileRun, opts: MemoryOptions) -> list:
     return failures
 
 
+def capped(workload):
+    """``workload`` on at most :data:`DEFAULT_SUBSET` of the split (what ``ab --memory`` and ``sweep --memory`` run)."""
+    return dataclasses.replace(workload, subset=min(workload.subset, DEFAULT_SUBSET))
+
+
 def sweep_measurer(args, opts: MemoryOptions):
     """The point measurer of ``perfsuite sweep --memory``: each point a memory run (at most :data:`DEFAULT_SUBSET`)."""
 
     def measure_point(folder, workload, plan, progress, sweep_info: dict) -> tuple:
         """One point's memory run into ``folder``; ``(status, failures)``."""
-        workload = dataclasses.replace(workload, subset=min(workload.subset, DEFAULT_SUBSET))
+        workload = capped(workload)
         facts = {**profile_facts(opts), "sweep": sweep_info}
         run = ProfileRun(args, "memory", facts, workload=workload, impls=plan.impls, folder=folder)
         failures = record_memory(run, opts)
