@@ -131,6 +131,21 @@ def test_losses_are_read_after_the_epoch_and_aligned_with_steps(clock):
     assert epoch["losses"][0] == 0.5 and math.isnan(epoch["losses"][1]) and epoch["losses"][2] == 0.5
 
 
+def test_a_tensor_loss_is_kept_without_its_graph_and_read_exactly(clock):
+    import torch
+
+    w = torch.tensor([1.5, -2.0], requires_grad=True)
+    with record.epoch():
+        for i in record.batches(range(2)):
+            loss = (w * (i + 1)).pow(2).sum()
+            loss.backward()
+            record.loss(loss)
+            kept = record.active()._losses[i]
+            assert kept.grad_fn is None and not kept.requires_grad  # the step's graph is not held
+    (epoch,) = record.active().epochs
+    assert epoch["losses"] == [6.25, 25.0]
+
+
 def test_nested_phases_are_an_error(clock):
     with (
         pytest.raises(record.RecordingError, match="phases do not nest"),
