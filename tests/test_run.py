@@ -1,6 +1,7 @@
 """``perfsuite run`` end to end in worker processes: the run folder and its invariants."""
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +140,31 @@ def test_out_must_be_new_or_empty(tmp_path, capsys):
     (tmp_path / "x").write_text("")
     assert main(["run", "--impls", "store", "--out", str(tmp_path), "--quiet", *data_args()]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(mnist_root() is None, reason="real MNIST not found (set PERFSUITE_DATA)")
+def test_the_idiomatic_example_under_profile_flame_computes_what_the_implementation_does(run_dir, tmp_path, capsys):
+    """examples/idiomatic_loop.py is the ``idiomatic`` implementation as a user's script: same losses, step for step;
+    ``--flame`` samples it and draws its flame graphs with the phases as the first towers above ``epoch``."""
+    out = tmp_path / "p"
+    script = Path(__file__).resolve().parents[1] / "examples" / "idiomatic_loop.py"
+    args = ["--data-dir", mnist_root(), "--subset", "0.02", "--epochs", "3", "--threads", "1"]
+    status = main(["profile", "--flame", "--rate", "200", "--name", "idiomatic", "--out", str(out), "--quiet", "--"]
+                  + [sys.executable, str(script), *args])  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    mine = pd.read_csv(out / "steps.csv").set_index(["epoch", "step"])["loss"]
+    theirs = pd.read_csv(run_dir / "steps.csv").query("impl == 'idiomatic'").set_index(["epoch", "step"])["loss"]
+    assert len(mine) == len(theirs) == 30
+    assert (mine.sort_index().to_numpy() == theirs.sort_index().to_numpy()).all()
+
+    flame = json.loads((out / "meta.json").read_text())["profile"]["flame"]["idiomatic"]
+    assert flame["inside_epochs"] > 0 and flame["sampled_shares"]["batching"] > 0.5
+    towers = set()
+    for line in (out / "flame" / "idiomatic.phases.collapsed.txt").read_text().splitlines():
+        frames = line.rpartition(" ")[0].split(";")
+        assert frames[0] == "epoch" and not any(f.startswith(("<module>", "main (")) for f in frames[2:3])
+        towers.add(frames[1])
+    assert "batching" in towers and towers <= {"batching", "forward", "loss", "backward", "step", "other"}
+    for name in ("idiomatic.svg", "idiomatic.phases.svg", "idiomatic.batching.svg", "idiomatic.collapsed.txt"):
+        assert (out / "flame" / name).is_file(), name
+    assert "idiomatic.phases.svg" in (out / "index.html").read_text()

@@ -20,6 +20,7 @@ from perfsuite.core.metadata import VERSION
 from perfsuite.measure.sweep import VARIABLES
 from perfsuite.profile import memory
 from perfsuite.profile.flame import DEFAULT_EPOCHS, DEFAULT_RATE
+from perfsuite.profile.scriptflame import DEFAULT_RATE as SCRIPT_RATE
 from perfsuite.profile.trace import DEFAULT_TOP
 
 
@@ -295,6 +296,14 @@ def build_parser() -> ArgumentParser:
         "--back-to-back",
         action="store_true",
         help="with two commands, run one after the other instead of alternating epochs (prints the drift caveat)",
+    )
+    prf.add_argument(
+        "--flame",
+        action="store_true",
+        help="also sample each script with py-spy: flame graphs of the whole process and by phase in RUN_DIR/flame/",
+    )
+    prf.add_argument(
+        "--rate", type=int, default=SCRIPT_RATE, help=f"py-spy samples per second with --flame (default {SCRIPT_RATE})"
     )
     prf_out = prf.add_argument_group("output")
     prf_out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")

@@ -36,6 +36,8 @@ from pathlib import Path
 from perfsuite.core import metadata
 from perfsuite.core.errors import RunFailure, UsageError
 from perfsuite.core.recording import STANDARD
+from perfsuite.profile import pyspy
+from perfsuite.profile.scriptflame import ScriptSampler
 from perfsuite.render.report import write_report
 from perfsuite.results import writer
 from perfsuite.results.record import EpochRecord
@@ -162,6 +164,7 @@ class Child:
     tail: bytes = b""
     tee: threading.Thread = None
     ungated: bool = False
+    sampled: bool = False
 
     @property
     def exited(self) -> bool:
@@ -184,9 +187,12 @@ class ScriptProfile:
     def __init__(self, args, commands: list):
         if args.warmup < 0:
             raise UsageError(f"--warmup {args.warmup}: give 0 or more warm-up epochs")
+        if args.flame and args.rate < 1:
+            raise UsageError(f"--rate {args.rate}: give at least 1 sample per second")
         for command in commands:
             _check_command(command)
         self.names = _names(commands, args.name)
+        binary = pyspy.find_pyspy() if args.flame else None  # before anything is written or run
         self.warmup = args.warmup
         self.quiet = args.quiet
         self.alternate = len(commands) > 1 and not args.back_to_back
@@ -201,10 +207,11 @@ class ScriptProfile:
                 command,
                 self.folder / "script" / f"{name}.records.jsonl",
                 self.folder / "script" / f"{name}.stderr.txt",
-                gated=self.alternate,
+                gated=self.alternate or args.flame,
             )
             for name, command in zip(self.names, commands, strict=True)
         ]
+        self.sampler = ScriptSampler(self.folder / "flame", args.rate, binary) if binary else None
         order = "alternate" if self.alternate else ("back-to-back" if len(commands) > 1 else "single")
         self.user_phases = set()
         self.meta = {
@@ -213,7 +220,7 @@ class ScriptProfile:
             "workload": {"name": "script"},
             "dataset": {"label": "the script's own data"},
             "status": "running",
-            "profile": {"command": "profile", "warmup": self.warmup, "order": order},
+            "profile": {"command": "profile", "warmup": self.warmup, "order": order, "flame": {}},
             "scripts": {c.name: describe(c.command) for c in self.children},
             "implementations": {
                 c.name: {"spec": " ".join(c.command), "status": "not run", "reason": "", "epochs_done": 0, "setups": []}
@@ -276,6 +283,13 @@ class ScriptProfile:
                     pass
 
     def release(self, child: Child) -> None:
+        """Let the script's next epoch run (with ``--flame``, py-spy attaches before its first)."""
+        if self.sampler is not None and not child.sampled:
+            child.sampled = True
+            try:
+                self.sampler.attach(child.name, child.proc.pid)
+            except pyspy.SamplerError as exc:
+                self.sampler.notes.append(f"{child.name}: not sampled: {exc}")
         child.released += 1
         with contextlib.suppress(OSError):
             os.write(child.gate_write, b"g")
@@ -355,6 +369,8 @@ class ScriptProfile:
                 self.start(child)
                 while not child.exited:
                     self.read(child)
+                    if child.gated and child.waiting:
+                        self.release(child)  # --flame: gated only so that py-spy attaches at the first epoch
                     time.sleep(POLL_SECONDS)
                 self._finish_child(child)
 
@@ -378,6 +394,7 @@ class ScriptProfile:
             child.tee.join(timeout=5)
         self.read(child)
         self.close_gate(child)
+        self.draw_flames(child)
         entry = self.meta["implementations"][child.name]
         code = child.proc.returncode
         self.meta["scripts"][child.name].update(exit_status=code, last_stderr_line=child.last_stderr_line())
@@ -388,6 +405,13 @@ class ScriptProfile:
         else:
             entry.update(status="ok")
         self.save_meta()
+
+    def draw_flames(self, child: Child) -> None:
+        """With ``--flame``: stop sampling the ended script and draw its flame graphs."""
+        if self.sampler is not None and child.name in self.sampler.recorders:
+            script = script_of(child.command)
+            roots = ((script.resolve().parent,) if script is not None else ()) + (Path.cwd(),)
+            self.meta["profile"]["flame"][child.name] = self.sampler.finish(child.name, roots)
 
     def failure(self, child: Child) -> str:
         code = child.proc.returncode
@@ -418,12 +442,13 @@ class ScriptProfile:
                 child.proc.kill()
                 child.proc.wait()
             self.read(child)
+            self.draw_flames(child)
             entry = self.meta["implementations"][child.name]
             if entry["status"] == "running":
                 entry["status"] = "interrupted"
 
     def caveats(self) -> list:
-        notes = []
+        notes = list(self.sampler.notes) if self.sampler is not None else []
         if len(self.children) > 1 and not self.alternate:
             notes.append(DRIFT_CAVEAT)
         elif self.alternate:
