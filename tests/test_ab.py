@@ -125,6 +125,7 @@ def test_git_revisions_are_checked_out_and_removed(tmp_path, capsys, monkeypatch
         ("empty", ["--impls", "store,tuned"], "NEW ({empty}) registers none of store, tuned"),
         ("ok", ["--impls", "store", "--threshold", "5 percent"], "--threshold 5 percent"),
         ("ok", ["--impls", "store:Store"], "name them"),
+        ("ok", ["--impls", "store,tuned", "--workload", "mnist-cnn"], "tuned does not train workload mnist-cnn"),
     ],
 )
 def test_bad_input_is_one_line(which, args, fragment, sides, tmp_path, capsys):
@@ -168,3 +169,12 @@ def test_activation_imports_the_sides_files(sides, tmp_path):
     )
     found = subprocess.run([sys.executable, "-c", code + "; print(s.__file__)"], capture_output=True, text=True)
     assert found.stdout.strip() == str(sides[2] / "impls" / "store.py"), found.stderr
+
+
+def test_each_side_says_which_implementations_cannot_train_the_workload(sides):
+    from perfsuite.measure.sides import Side, unsupported
+
+    both = (Side("base", "a", sides[0]), Side("new", "a2", sides[1]))
+    found = unsupported(both, ["idiomatic", "store", "tuned"], "mnist-cnn")
+    assert set(found) == {"tuned"} and "BASE (a): tuned does not train workload mnist-cnn" in found["tuned"]
+    assert unsupported(both, ["idiomatic", "tuned"], "mnist-mlp") == {}

@@ -304,6 +304,19 @@ def _ab_names(text) -> list | None:
     return names
 
 
+def _trainable(both: tuple, names: list, requested, workload_name: str) -> list:
+    """``names`` without those a side cannot train the workload with: skipped with a note, or exit 2 if named."""
+    problems = sides.unsupported(both, names, workload_name)
+    if requested and problems:
+        raise UsageError(next(iter(problems.values())))
+    kept = [n for n in names if n not in problems]
+    if not kept:
+        raise UsageError(f"no implementation both sides register trains workload {workload_name}")
+    for reason in problems.values():
+        print(f"perfsuite: skipped {reason}", file=sys.stderr)
+    return kept
+
+
 def _ab_impls(both: tuple, names: list) -> tuple:
     """``(pairs, impls, folders)``: each name on both sides as ``name@base``/``name@new``, and each worker's folder."""
     pairs = [Pair(n, sides.display(n, both[0]), sides.display(n, both[1])) for n in names]
@@ -327,7 +340,8 @@ def ab(args) -> int:
     workload, timeout = workload_from(args), timeout_from(args)
     dataset = data.resolve(args.dataset, args.data_dir)
     with sides.checked_out(args.base, args.new) as both:
-        pairs, impls, folders = _ab_impls(both, sides.choose(both, requested))
+        names = _trainable(both, sides.choose(both, requested), requested, workload.name)
+        pairs, impls, folders = _ab_impls(both, names)
         progress = RunProgress(quiet=args.quiet)
         if dataset.note:
             progress.note(f"perfsuite: {dataset.note}")

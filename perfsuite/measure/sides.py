@@ -10,6 +10,7 @@ imported, cross-imports (``from perfsuite.impls.store import …``) included.
 """
 
 import importlib
+import json
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,49 @@ def choose(sides: tuple, requested: list | None) -> list:
             known = ", ".join(sorted(names))
             raise UsageError(f"{_describe(side)} does not register {', '.join(missing)} (it registers {known})")
     return list(requested)
+
+
+SUPPORT_PROBE = """
+import json, sys
+from perfsuite.core import registry
+from perfsuite.core.interface import support_problem
+from perfsuite.measure import sides
+sides.activate(sys.argv[1])
+problems = {}
+for name, spec in zip(sys.argv[3::2], sys.argv[4::2]):
+    try:
+        problems[name] = support_problem(registry.load_class(spec), sys.argv[2])
+    except Exception:
+        problems[name] = None  # not loadable here: its worker reports why, in one line
+print(json.dumps(problems))
+"""
+"""Run in a process of its own per side: which of the side's classes cannot train the workload."""
+
+
+def unsupported(sides: tuple, names: list, workload_name: str) -> dict:
+    """``{name: reason}`` of the implementations that a side says cannot train ``workload_name``.
+
+    Each side's classes are imported in a short process of its own (the
+    side's ``perfsuite.impls`` cannot share this one), both sides at once.
+    A class that cannot even be loaded is left to its worker, which says why.
+    """
+    probes = []
+    for side in sides:
+        specs = side.registered()
+        argv = [str(side.folder), workload_name, *[w for n in names for w in (n, specs[n])]]
+        command = [sys.executable, "-c", SUPPORT_PROBE, *argv]
+        probes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    found = {}
+    for side, probe in zip(sides, probes, strict=True):
+        out, _ = probe.communicate()
+        try:
+            problems = json.loads(out.strip().splitlines()[-1]) if probe.returncode == 0 and out.strip() else {}
+        except ValueError:
+            problems = {}
+        for name, problem in problems.items():
+            if problem and name not in found:
+                found[name] = f"{_describe(side)}: {name} {problem}"
+    return found
 
 
 def check_runnable(cls: type) -> None:
