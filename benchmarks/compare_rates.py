@@ -22,7 +22,9 @@ Per mode the table and ``OUT/compare_rates.json`` give:
 
 each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
 ``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--epochs`` (20), ``--warmup`` (1), ``--slowdown`` (0.1),
-``--threshold`` (5%), ``--alpha`` (0.05). The default is 20 measured epochs, not ``run``'s 5: a 10% slowdown of
+``--threshold`` (5%), ``--alpha`` (0.05), ``--repeats R`` and ``--fresh-workers`` (every round in new worker
+processes, rounds as the samples; ``--epochs`` is then per round), ``--modes`` (e.g. ``ab`` alone, which skips
+the two ``perfsuite run``s per pair). The default is 20 measured epochs, not ``run``'s 5: a 10% slowdown of
 ``step`` (about a tenth of store's epoch) must bring its whole interval above the 5% margin and its p below the
 corrected alpha over 10 gated rows (15 in ``ab``), and in a pilot at 10 epochs most such rows stayed
 ``inconclusive``; fewer epochs would measure that limit rather than the gate.
@@ -123,6 +125,7 @@ def _ab_command(pair: Pair, opts) -> Judgement:
     new = _ab_side(where / "side-new", pair.slowdown if pair.kind == "ab" else 0.0)
     command = [sys.executable, "-m", "perfsuite", "ab", str(base), str(new), "--dataset", "mnist"]
     command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
+    command += _rounds(opts)
     command += ["--threshold", opts.threshold, "--alpha", str(opts.alpha), "--quiet", "--out", str(where / "run")]
     command += ["--data-dir", opts.data_dir] if opts.data_dir else []
     env = {k: v for k, v in os.environ.items() if k != ENV}
@@ -146,11 +149,16 @@ MODES = {
 """
 
 
+def _rounds(opts) -> list:
+    """``--repeats R`` and ``--fresh-workers`` as the benchmark was asked for them (both commands get the same)."""
+    return ["--repeats", str(opts.repeats)] + (["--fresh-workers"] if opts.fresh_workers else [])
+
+
 def measure(folder: Path, env: dict, opts) -> None:
     """One real ``perfsuite run`` into ``folder``."""
     command = [sys.executable, "-m", "perfsuite", "run", "--impls", IMPLS, "--dataset", "mnist"]
     command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
-    command += ["--no-roofline", "--quiet", "--out", str(folder)]
+    command += _rounds(opts) + ["--no-roofline", "--quiet", "--out", str(folder)]
     command += ["--data-dir", opts.data_dir] if opts.data_dir else []
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -176,7 +184,7 @@ def rate(hits: int, n: int) -> dict:
 def rates(results: list) -> dict:
     """Per mode: the false-alarm rate over A/A pairs and the detection rate over A/B pairs."""
     out = {}
-    for mode in MODES:
+    for mode in results[0]["modes"] if results else ():
         aa = [r["modes"][mode] for r in results if r["kind"] == "aa"]
         ab = [r["modes"][mode] for r in results if r["kind"] == "ab"]
         out[mode] = {
@@ -202,10 +210,13 @@ def table(summary: dict) -> str:
 
 def run_pair(pair: Pair, opts) -> dict:
     """Measure both runs of ``pair`` and judge it by every mode."""
-    for side, folder in (("base", pair.base), ("new", pair.new)):
-        print(f"{pair.kind}-{pair.index:02d} {side}: perfsuite run → {folder}", flush=True)
-        measure(folder, pair.env(side), opts)
-    modes = {name: judge(pair, opts) for name, judge in MODES.items()}
+    if set(opts.modes) - {"ab"}:
+        for side, folder in (("base", pair.base), ("new", pair.new)):
+            print(f"{pair.kind}-{pair.index:02d} {side}: perfsuite run → {folder}", flush=True)
+            measure(folder, pair.env(side), opts)
+    else:
+        print(f"{pair.kind}-{pair.index:02d}: perfsuite ab", flush=True)
+    modes = {name: MODES[name](pair, opts) for name in opts.modes}
     for name, j in modes.items():
         print(f"  {name}: exit {j.status}; slower: {', '.join(j.slower) or 'none'}", flush=True)
     return {"kind": pair.kind, "index": pair.index, "base": str(pair.base), "new": str(pair.new)} | {
@@ -222,13 +233,21 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="the MNIST root (default: perfsuite's: $PERFSUITE_DATA, ./data)")
     p.add_argument("--subset", type=float, default=0.25, help="fraction of the training split (default 0.25)")
     p.add_argument("--epochs", type=int, default=20, help="measured epochs per run (default 20; see the docstring)")
-    p.add_argument("--warmup", type=int, default=1, help="warm-up epochs per run (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up epochs per round (default 1)")
+    p.add_argument("--repeats", type=int, default=1, help="rounds per run (default 1; --epochs is per round)")
+    p.add_argument(
+        "--fresh-workers", action="store_true", help="every round in new worker processes; rounds become the samples"
+    )
+    p.add_argument("--modes", default=",".join(MODES), help=f"modes to judge by, of {', '.join(MODES)} (all)")
     p.add_argument("--slowdown", type=float, default=0.1, help="A/B: slowstep's step this fraction longer (0.1)")
     p.add_argument("--threshold", default="5%", help="compare's --threshold (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.05, help="compare's --alpha (default 0.05)")
     opts = p.parse_args(argv)
     if opts.pairs < 0 or opts.ab_pairs < 0 or opts.pairs + opts.ab_pairs == 0:
         p.error("--pairs and --ab-pairs: at least one pair, none negative")
+    opts.modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
+    if not opts.modes or set(opts.modes) - set(MODES):
+        p.error(f"--modes: one or more of {', '.join(MODES)}")
     if Path(opts.out).exists() and any(Path(opts.out).iterdir()):
         p.error(f"--out {opts.out}: exists and is not empty")
     return opts

@@ -126,6 +126,7 @@ def test_git_revisions_are_checked_out_and_removed(tmp_path, capsys, monkeypatch
         ("ok", ["--impls", "store", "--threshold", "5 percent"], "--threshold 5 percent"),
         ("ok", ["--impls", "store:Store"], "name them"),
         ("ok", ["--impls", "store,tuned", "--workload", "mnist-cnn"], "tuned does not train workload mnist-cnn"),
+        ("ok", ["--impls", "store", "--fresh-workers"], "--fresh-workers: give --repeats 2 or more (not 1)"),
     ],
 )
 def test_bad_input_is_one_line(which, args, fragment, sides, tmp_path, capsys):

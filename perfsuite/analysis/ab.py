@@ -11,6 +11,13 @@ interval, the two-sided Wilcoxon signed-rank p-value of the log ratios
 adjusted p-value over every gated row, and the verdict of
 :func:`perfsuite.analysis.compare.verdict` (same margin, same words). A
 quantity under 5% of the epoch on both sides (``NEGLIGIBLE_SHARE``) is not gated.
+
+When every round ran in fresh worker processes (``perfsuite ab --fresh-workers
+--repeats N``), the round is the unit instead: a round's ratio is the median
+of its epochs' ratios, and the interval and the test run over rounds. Two
+processes of identical code can differ by as much as the effect looked for
+(a phase ±10–17% here), and epochs of one process all share that difference,
+so only fresh processes let the interval include it.
 """
 
 import math
@@ -18,12 +25,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from perfsuite.analysis import stats
-from perfsuite.analysis.compare import NEGLIGIBLE_SHARE, QUANTITIES, Row, column, decide, epoch_share, epochs_needed
+from perfsuite.analysis.compare import (
+    NEGLIGIBLE_SHARE,
+    QUANTITIES,
+    Row,
+    by_round,
+    column,
+    decide,
+    epoch_share,
+    epochs_needed,
+    per_round,
+)
 from perfsuite.core.errors import UsageError
 from perfsuite.results.reader import PAIR_KEYS, Run
 from perfsuite.results.writer import write_json
 
 MODE = "paired"
+MODE_BY_ROUND = "paired by round"
+"""The mode of a row whose samples are rounds of fresh worker processes (:func:`by_round`)."""
 FILE = "ab.json"
 
 
@@ -57,15 +76,30 @@ class AbResult:
         return {"threshold": self.threshold, "alpha": self.alpha, "seed": self.seed, "notes": self.notes, "rows": rows}
 
 
-def _paired(run: Run, pair: Pair, quantity: str) -> tuple:
-    """``(base, new)`` seconds of one quantity in the (round, epoch)s both sides measured, positive on both."""
+def _paired(run: Run, pair: Pair, quantity: str, rounds: bool = False) -> tuple:
+    """``(base, new)`` seconds of one quantity in the (round, epoch)s both sides measured, positive on both.
+
+    With ``rounds``, a third array gives each pair's round.
+    """
     name = column(quantity)
     base = run.measured(pair.base)[[*PAIR_KEYS, name]]
     new = run.measured(pair.new)[[*PAIR_KEYS, name]]
     both = base.merge(new, on=PAIR_KEYS, suffixes=("_base", "_new"))
     a, b = both[f"{name}_base"].to_numpy(dtype=float), both[f"{name}_new"].to_numpy(dtype=float)
     keep = (a > 0) & (b > 0)
+    if rounds:
+        return a[keep], b[keep], both["round"].to_numpy()[keep]
     return a[keep], b[keep]
+
+
+def unit_ratios(run: Run, pair: Pair, quantity: str, rounds: bool) -> tuple:
+    """``(base, new, ratios)``: the paired seconds and the ratios new/base, one per epoch or per round.
+
+    Each round's ratio is the median of its epochs' ratios (``rounds``: :func:`~perfsuite.analysis.compare.by_round`).
+    """
+    base, new, round_of = _paired(run, pair, quantity, rounds=True)
+    ratios = stats.paired_ratios(new, base)
+    return base, new, (per_round(round_of, ratios) if rounds and len(ratios) else ratios)
 
 
 def _share(run: Run, pair: Pair, quantity: str) -> float:
@@ -73,17 +107,19 @@ def _share(run: Run, pair: Pair, quantity: str) -> float:
     return max(epoch_share(run, pair.base, quantity), epoch_share(run, pair.new, quantity))
 
 
-def paired_row(run: Run, pair: Pair, quantity: str, seed: int = stats.SEED) -> Row:
-    """The paired ratio new/base of one quantity: median, bootstrap interval, Wilcoxon p (verdict later)."""
-    base, new = _paired(run, pair, quantity)
-    ratios = stats.paired_ratios(new, base)
+def paired_row(run: Run, pair: Pair, quantity: str, seed: int = stats.SEED, rounds: bool = False) -> Row:
+    """The paired ratio new/base of one quantity: median, bootstrap interval, Wilcoxon p (verdict later).
+
+    With ``rounds`` the samples are the rounds' ratios (:func:`by_round`), and ``n_base``/``n_new`` count rounds.
+    """
+    base, new, ratios = unit_ratios(run, pair, quantity, rounds)
     estimate = stats.describe(ratios, seed)
     return Row(
         pair.impl,
         quantity,
         "s",
-        len(base),
-        len(new),
+        len(ratios),
+        len(ratios),
         stats.median(base),
         stats.median(new),
         estimate.median,
@@ -91,16 +127,17 @@ def paired_row(run: Run, pair: Pair, quantity: str, seed: int = stats.SEED) -> R
         estimate.ci_high,
         stats.wilcoxon_log(ratios),
         verdict="",
-        mode=MODE,
+        mode=MODE_BY_ROUND if rounds else MODE,
     )
 
 
 def _decide(row: Row, threshold: float, alpha: float) -> Row:
-    """:func:`compare.decide` for paired epochs (Wilcoxon)."""
-    return decide(row, threshold, alpha, stats.min_wilcoxon_p(row.n_base), f"{row.n_base} pairs")
+    """:func:`compare.decide` for paired epochs or rounds (Wilcoxon)."""
+    unit = "rounds" if row.mode == MODE_BY_ROUND else "pairs"
+    return decide(row, threshold, alpha, stats.min_wilcoxon_p(row.n_base), f"{row.n_base} {unit}")
 
 
-def power_note(rows: list, alpha: float) -> str:
+def power_note(rows: list, alpha: float, rounds: bool = False) -> str:
     """A warning when too few pairs were measured for a lone slowdown to pass the correction, else ``""``."""
     gated = [r for r in rows if math.isfinite(r.p_adjusted)]
     if not gated:
@@ -108,10 +145,12 @@ def power_note(rows: list, alpha: float) -> str:
     n = min(r.n_base for r in gated)
     if stats.min_wilcoxon_p(n) * len(gated) < alpha:
         return ""
+    unit = "rounds" if rounds else "pairs"
+    more = "rounds (--repeats)" if rounds else "epochs"
     return (
-        f"with {n} pairs and {len(gated)} gated rows, a slowdown of one row alone cannot reach adjusted p < "
+        f"with {n} {unit} and {len(gated)} gated rows, a slowdown of one row alone cannot reach adjusted p < "
         f"{alpha:g} (the paired Wilcoxon test reaches {stats.min_wilcoxon_p(n):.2g} at best; it shows as "
-        f"inconclusive); measure {epochs_needed(len(gated), alpha, stats.min_wilcoxon_p)} or more epochs"
+        f"inconclusive); measure {epochs_needed(len(gated), alpha, stats.min_wilcoxon_p)} or more {more}"
     )
 
 
@@ -122,11 +161,12 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
     :class:`UsageError` naming it.
     """
     rows, gated = [], []
+    rounds = by_round(run)
     for pair in pairs:
         if not len(_paired(run, pair, "epoch")[0]):
             raise UsageError(f"{run.folder}: {pair.base} and {pair.new} have no measured epoch in common")
         for quantity in QUANTITIES:
-            rows.append(paired_row(run, pair, quantity, seed))
+            rows.append(paired_row(run, pair, quantity, seed, rounds))
             gated.append(_share(run, pair, quantity) >= NEGLIGIBLE_SHARE)
     adjusted = iter(stats.adjust_p_values([r.p_value for r, g in zip(rows, gated, strict=True) if g]))
     rows = [
@@ -135,7 +175,8 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
         else replace(r, verdict="no change", note=f"under {NEGLIGIBLE_SHARE:.0%} of the epoch on both sides; not gated")
         for r, g in zip(rows, gated, strict=True)
     ]
-    notes = [n for n in (power_note(rows, alpha),) if n]
+    unit = "the rounds, each in fresh worker processes" if rounds else "the epochs of one process per side"
+    notes = [n for n in (power_note(rows, alpha, rounds),) if n] + [f"the samples are {unit}"]
     return AbResult(rows, notes, threshold, alpha, seed)
 
 

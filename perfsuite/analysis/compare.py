@@ -70,6 +70,8 @@ PEAK_DRIFT = 0.05
 """Relative difference of the two runs' matmul peaks above which the drift line names them."""
 QUANTITIES = ("epoch",) + PHASES + (OTHER,)
 CALIBRATED, RAW = "calibrated", "raw"
+BY_ROUND = " by round"
+"""Suffix of a row's mode when its samples are rounds of fresh worker processes (:func:`by_round`)."""
 VERDICTS = ("slower", "faster", "no change", "inconclusive")
 REFERENCE_VERDICT = "reference"
 """The verdict word of the reference's raw-drift row in calibrated mode (never gated)."""
@@ -118,6 +120,8 @@ class _Samples:
     new: np.ndarray
     share: float
     """The larger of the quantity's median shares of its own epoch in the two runs (1 for the epoch)."""
+    rounds: bool = False
+    """Whether the samples are rounds of fresh worker processes (:func:`by_round`), not epochs."""
 
 
 def parse_threshold(text: str) -> float:
@@ -157,9 +161,27 @@ def column(quantity: str) -> str:
     return "wall_seconds" if quantity == "epoch" else f"{quantity}_seconds"
 
 
-def _raw(run: Run, impl: str, quantity: str) -> np.ndarray:
-    """Seconds of one quantity in each measured epoch."""
-    return run.measured(impl)[column(quantity)].to_numpy(dtype=float)
+def by_round(run: Run) -> bool:
+    """Whether the round is the unit: every round ran in fresh worker processes and there are two or more.
+
+    Epochs in one process share what that process got (memory layout,
+    thread placement), so with fresh workers per round (``--fresh-workers``)
+    a round's median is the independent sample.
+    """
+    return bool(run.meta.get("fresh_workers")) and run.epochs["round"].nunique() >= 2
+
+
+def per_round(rounds, values) -> np.ndarray:
+    """The median of ``values`` in each round (``rounds`` gives each value's round), in round order."""
+    rounds, values = np.asarray(rounds), np.asarray(values, dtype=float)
+    return np.asarray([np.median(values[rounds == r]) for r in np.unique(rounds)], dtype=float)
+
+
+def _raw(run: Run, impl: str, quantity: str, rounds: bool = False) -> np.ndarray:
+    """Seconds of one quantity in each measured epoch (with ``rounds``, each round's median)."""
+    frame = run.measured(impl)
+    values = frame[column(quantity)].to_numpy(dtype=float)
+    return per_round(frame["round"], values) if rounds else values
 
 
 def calibrator(quantity: str) -> str:
@@ -167,13 +189,17 @@ def calibrator(quantity: str) -> str:
     return quantity if quantity in PHASES else "epoch"
 
 
-def _calibrated(run: Run, impl: str, quantity: str, reference: str) -> np.ndarray:
-    """Within-run ratios: seconds of one quantity over the reference's :func:`calibrator` of the same (round, epoch)."""
+def _calibrated(run: Run, impl: str, quantity: str, reference: str, rounds: bool = False) -> np.ndarray:
+    """Within-run ratios: seconds of one quantity over the reference's :func:`calibrator` of the same (round, epoch).
+
+    With ``rounds``, each round's median ratio.
+    """
     name, by = column(quantity), column(calibrator(quantity))
     ref = run.measured(reference)[[*PAIR_KEYS, by]].rename(columns={by: "reference"})
     paired = run.measured(impl)[[*PAIR_KEYS, name]].merge(ref, on=PAIR_KEYS)
     paired = paired[paired["reference"] > 0]
-    return (paired[name] / paired["reference"]).to_numpy(dtype=float)
+    ratios = (paired[name] / paired["reference"]).to_numpy(dtype=float)
+    return per_round(paired["round"], ratios) if rounds else ratios
 
 
 def epoch_share(run: Run, impl: str, quantity: str) -> float:
@@ -187,10 +213,12 @@ def epoch_share(run: Run, impl: str, quantity: str) -> float:
 def _samples(base: Run, new: Run, impl: str, quantity: str, reference: str, raw: bool) -> _Samples:
     """The samples of one row: raw seconds, or within-run ratios to ``reference``'s epoch (calibrated)."""
     share = max(epoch_share(base, impl, quantity), epoch_share(new, impl, quantity))
+    rounds = by_round(base) and by_round(new)
     if raw or impl == reference:
-        return _Samples(impl, quantity, "s", RAW, _raw(base, impl, quantity), _raw(new, impl, quantity), share)
-    a, b = _calibrated(base, impl, quantity, reference), _calibrated(new, impl, quantity, reference)
-    return _Samples(impl, quantity, f"×{reference}", CALIBRATED, a, b, share)
+        a, b = _raw(base, impl, quantity, rounds), _raw(new, impl, quantity, rounds)
+        return _Samples(impl, quantity, "s", RAW, a, b, share, rounds)
+    a, b = _calibrated(base, impl, quantity, reference, rounds), _calibrated(new, impl, quantity, reference, rounds)
+    return _Samples(impl, quantity, f"×{reference}", CALIBRATED, a, b, share, rounds)
 
 
 def verdict(ratio: float, low: float, high: float, p: float, threshold: float, alpha: float) -> tuple:
@@ -230,7 +258,7 @@ def _measure(s: _Samples, seed: int) -> Row:
         high,
         stats.mann_whitney(s.base, s.new),
         verdict="",
-        mode=s.mode,
+        mode=s.mode + (BY_ROUND if s.rounds else ""),
     )
 
 
@@ -248,9 +276,10 @@ def decide(row: Row, threshold: float, alpha: float, best: float, samples: str) 
 
 
 def _decide(row: Row, threshold: float, alpha: float) -> Row:
-    """:func:`decide` for two runs' epochs (Mann–Whitney)."""
+    """:func:`decide` for two runs' epochs or rounds (Mann–Whitney)."""
     best = stats.min_p_value(row.n_base, row.n_new)
-    return decide(row, threshold, alpha, best, f"{row.n_base} vs {row.n_new} epochs")
+    unit = "rounds" if row.mode.endswith(BY_ROUND) else "epochs"
+    return decide(row, threshold, alpha, best, f"{row.n_base} vs {row.n_new} {unit}")
 
 
 def _ungated(row: Row, reference: bool) -> Row:

@@ -20,7 +20,7 @@ from perfsuite.analysis.memory import compare_memory, compare_pairs, memory_by_p
 from perfsuite.analysis.summary import analyse_and_summarise, diverged_notes, write_summary
 from perfsuite.core import data, registry, workloads
 from perfsuite.core.errors import PerfsuiteError, RunFailure, UsageError
-from perfsuite.core.options import sampling_from, timeout_from, workload_from
+from perfsuite.core.options import fresh_workers_from, sampling_from, timeout_from, workload_from
 from perfsuite.measure import sides
 from perfsuite.measure import sweep as sweep_driver
 from perfsuite.measure.measurement import measure
@@ -64,7 +64,15 @@ def run(args) -> int:
     workload, dataset, impls, progress, timeout = _prepare(args)
     sampling = sampling_from(args, workload)
     folder, handles = _measured(
-        args, workload, dataset, impls, progress, timeout, with_roofline=not args.no_roofline, sampling=sampling
+        args,
+        workload,
+        dataset,
+        impls,
+        progress,
+        timeout,
+        with_roofline=not args.no_roofline,
+        sampling=sampling,
+        fresh_workers=fresh_workers_from(args, workload),
     )
     page = _publish(folder)
     summary = read_summary(folder)
@@ -362,6 +370,7 @@ def ab(args) -> int:
             extra_meta={"ab": record},
             shuffle=random.Random(args.seed_order),
             sides=folders,
+            fresh_workers=fresh_workers_from(args, workload),
         )
         memory_run = _ab_memory(args, folder, impls, folders) if args.memory else None
     page = _publish(folder)

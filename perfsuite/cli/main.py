@@ -68,6 +68,7 @@ def build_parser() -> ArgumentParser:
     run = sub.add_parser("run", help="measure implementations phase by phase and write a run folder")
     options.impls_option(run, "implementations to run (default: every registered one)")
     options.workload_options(run)
+    options.fresh_workers_option(run)
     options.precision_options(run)
     options.data_options(run)
     _measurement_output(
@@ -184,6 +185,7 @@ def build_parser() -> ArgumentParser:
     ab.add_argument("new", metavar="NEW", help="the version to check against BASE: a git revision or a folder")
     options.impls_option(ab, "implementation names to measure on both sides (default: every one both register)")
     options.workload_options(ab)
+    options.fresh_workers_option(ab)
     options.data_options(ab)
     out = ab.add_argument_group("output")
     out.add_argument("--out", default=None, help="run folder to write (default: REPORTS/<run-id>)")

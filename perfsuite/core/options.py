@@ -80,6 +80,24 @@ def workload_options(parser: argparse.ArgumentParser, epochs: bool = True) -> No
     )
 
 
+def fresh_workers_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--fresh-workers``: every round in new worker processes (``run`` and ``ab``)."""
+    parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="start every round (--repeats) in new worker processes, so rounds replicate what differs between "
+        "two processes of the same code, and take the round as the unit of the intervals (see docs/method.md)",
+    )
+
+
+def fresh_workers_from(args, workload: Workload) -> bool:
+    """Whether ``--fresh-workers`` was given; :class:`UsageError` when there is only one round to start afresh."""
+    fresh = bool(getattr(args, "fresh_workers", False))
+    if fresh and workload.repeats < 2:
+        raise UsageError(f"--fresh-workers: give --repeats 2 or more (not {workload.repeats}), rounds to start afresh")
+    return fresh
+
+
 def data_options(parser: argparse.ArgumentParser) -> None:
     """Add the data group (``--data-dir``, ``--dataset``)."""
     g = parser.add_argument_group("data")

@@ -19,6 +19,8 @@ class WorkerHandle:
     setups: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
     epochs_done: int = 0
+    processes: int = 0
+    """Processes started for this worker (more than one with fresh workers per round)."""
     side: str | None = None
     """The folder whose implementations the worker imports (``perfsuite ab``), or ``None`` for the installed ones."""
     process: object = None
@@ -47,6 +49,7 @@ class WorkerHandle:
             "setups": self.setups,
             "info": self.info,
             "epochs_done": self.epochs_done,
+            "processes": self.processes,
         }
 
     def start(self, workload, dataset) -> None:

@@ -27,6 +27,7 @@ def measure(
     sampling=None,
     shuffle=None,
     sides: dict = None,
+    fresh_workers: bool = False,
 ) -> tuple:
     """Run ``impls`` interleaved into the existing, empty run ``folder``.
 
@@ -51,6 +52,9 @@ def measure(
     ``shuffle`` (a ``random.Random``) permutes the order of every pass and
     ``sides`` maps display names to the folders their workers import from
     (both for ``perfsuite ab``; see :class:`~perfsuite.measure.runner.Runner`).
+    ``fresh_workers`` starts every round after the first in new worker
+    processes (``meta.json``'s ``fresh_workers`` says so; the analyses then
+    take the round as their unit).
     """
     out = writer.ResultsWriter(folder)
     meta = {
@@ -59,6 +63,7 @@ def measure(
         "workload": workload.to_dict(),
         "dataset": dataset.to_dict(),
         "status": "running",
+        "fresh_workers": bool(fresh_workers),
         **(extra_meta or {}),
     }
     if with_roofline:
@@ -85,6 +90,7 @@ def measure(
         monitor=machine.RunMonitor(out, machine.MachineSampler(), machine.CalibrationProbe(workload.threads)),
         shuffle=shuffle,
         sides=sides,
+        fresh_workers=fresh_workers,
     )
     save_meta()
     if on_started:

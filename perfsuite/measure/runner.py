@@ -12,7 +12,10 @@ with ``--precision``), taken between passes. A ``monitor``
 (:class:`~perfsuite.measure.machine.Monitor`) is called before each pass
 and around each epoch, while the workers are idle: it records the
 machine's state and a calibration probe (:mod:`perfsuite.measure.machine`).
-With a ``shuffle`` generator (``perfsuite ab``), each pass runs its
+With ``fresh_workers``, every round after the first starts in new worker
+processes, so rounds replicate what differs between two processes of the
+same code (memory layout, thread placement) and not only epochs. With a
+``shuffle`` generator (``perfsuite ab``), each pass runs its
 implementations in an order drawn from it (random interleaving); without
 one, in the order given. ``sides`` maps a display name to the folder its
 worker imports the implementation from (:mod:`perfsuite.measure.sides`).
@@ -53,6 +56,7 @@ class Runner:
         monitor: Monitor = None,
         shuffle: random.Random | None = None,
         sides: dict | None = None,
+        fresh_workers: bool = False,
     ):
         self.workload = workload
         self.dataset = dataset
@@ -64,6 +68,7 @@ class Runner:
         self.on_change = on_change or (lambda: None)
         self.plan = plan or FixedPlan(workload)
         self.monitor = monitor or Monitor()
+        self.fresh_workers = fresh_workers
         self._measuring = []
 
     def run(self) -> list:
@@ -78,16 +83,12 @@ class Runner:
             self.progress.start(self.plan.total(len(live)))
         interrupted = True
         try:
-            for h in live:
-                h.start(self.workload, self.dataset)
-            for h in live:
-                ready = self._await(h, "ready", max(self.timeout, STARTUP_TIMEOUT))
-                if ready:
-                    h.start_seconds = ready["start_seconds"]
-                    h.status = "running"
+            self._start(live)
             for round_ in range(wl.repeats):
                 if self.plan.done:
                     break
+                if round_ and self.fresh_workers:
+                    self._restart()
                 self._round(round_)
             for h in self.handles:
                 if h.alive:
@@ -98,6 +99,25 @@ class Runner:
             if self.progress:
                 self.progress.stop()
         return self.handles
+
+    def _start(self, handles: list) -> None:
+        """Start the workers of ``handles`` (all at once) and wait until each is ready."""
+        for h in handles:
+            h.start(self.workload, self.dataset)
+        for h in handles:
+            ready = self._await(h, "ready", max(self.timeout, STARTUP_TIMEOUT))
+            if ready:
+                h.start_seconds = ready["start_seconds"] if h.start_seconds is None else h.start_seconds
+                h.processes += 1
+                h.status = "running"
+
+    def _restart(self) -> None:
+        """``fresh_workers``: end every live worker and start a new process for it, so a round replicates processes."""
+        live = self._live()
+        for h in live:
+            h.stop(graceful=True)
+        self._status("starting fresh workers for the next round")
+        self._start(live)
 
     def _round(self, round_: int) -> None:
         wl = self.workload
