@@ -15,7 +15,8 @@ momentum update), in one process, in three variants that differ only in the inst
 
 Each round runs one epoch of each variant, in an order that rotates from round to round, so a slow stretch
 of the machine hits every variant alike. Every variant trains its own copy of the same initial parameters
-(the work per step does not depend on their values). The wall time of each epoch is read around its loop (for the marked
+(the work per step does not depend on their values); with ``--shared`` they all train one model in turn, so
+the parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read around its loop (for the marked
 variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the recorder's work when an epoch
 ends — reading the losses, appending the epoch to its file, between epochs — is reported apart. The
 figures are the median over rounds of the paired ratios ``on/plain − 1`` and ``off/plain − 1`` with their
@@ -156,6 +157,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--subset", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the workload's)")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="every variant trains one shared model in turn (the same parameter tensors), instead of a copy each",
+    )
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
 
@@ -168,7 +174,8 @@ def main() -> None:
     n = int(round(args.subset * len(train.labels)))
     x = data.preprocess(train.images[:n])
     y = train.labels[:n]
-    loops = {v: Loop(x, y, workload) for v in VARIANTS}
+    shared = Loop(x, y, workload)
+    loops = {v: shared if args.shared else Loop(x, y, workload) for v in VARIANTS}
     walls = {v: [] for v in VARIANTS}
     outside = {v: [] for v in VARIANTS}
     g = torch.Generator().manual_seed(0)
