@@ -13,16 +13,16 @@ momentum update), in one process, in three variants that differ only in the inst
 * ``again`` — ``plain`` once more, with its own copy of the model (an A/A pair): how far two identical loops
   differ here (tensor addresses, the order within a round), the floor under the figures above.
 
-Each round runs one epoch of each variant, in an order that rotates from round to round, so a slow stretch
-of the machine hits every variant alike. Every variant trains its own copy of the same initial parameters
-(the work per step does not depend on their values); with ``--shared`` they all train one model in turn, so
-the parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read around its loop (for the marked
-variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the recorder's work when an epoch
-ends — reading the losses, appending the epoch to its file, between epochs — is reported apart. The
-figures are the median over rounds of the paired ratios ``on/plain − 1`` and ``off/plain − 1`` with their
-95% percentile-bootstrap interval, and, because a 0.1% effect is far below what paired epochs resolve on a
-shared machine, the cost of one recorded step's calls measured directly (``timeit``) against the plain
-step's median time. From the repository root::
+Each round runs one epoch of each variant, in an order that rotates from round to round, so a slow stretch of
+the machine hits every variant alike. Every variant trains its own copy of the same initial parameters (the
+work per step does not depend on their values); with ``--shared`` they all train one model in turn, so the
+parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read around
+its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the
+recorder's work when an epoch ends — reading the losses, appending the epoch to its file, between epochs — is
+reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and ``off/plain −
+1`` with their 95% percentile-bootstrap interval, and, because a 0.1% effect is far below what paired epochs
+resolve on a shared machine, the cost of one recorded step's calls measured directly (``timeit``) against the
+plain step's median time. From the repository root::
 
     python benchmarks/record_overhead.py --data-dir ../shared/data --rounds 15 --out reports/record-overhead.json
 """
