@@ -19,10 +19,10 @@ work per step does not depend on their values); with ``--shared`` they all train
 parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read around
 its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the
 recorder's work when an epoch ends — reading the losses, appending the epoch to its file, between epochs — is
-reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and ``off/plain −
-1`` with their 95% percentile-bootstrap interval, and, because a 0.1% effect is far below what paired epochs
-resolve on a shared machine, the cost of one recorded step's calls measured directly (``timeit``) against the
-plain step's median time. From the repository root::
+reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and
+``off/plain − 1`` with their 95% percentile-bootstrap interval, and, because a 0.1% effect is far below what
+paired epochs resolve on a shared machine, the cost of one recorded step's calls measured directly
+(``timeit``) against the plain step's median time. From the repository root::
 
     python benchmarks/record_overhead.py --data-dir ../shared/data --rounds 15 --out reports/record-overhead.json
 """
