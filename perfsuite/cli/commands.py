@@ -62,18 +62,12 @@ def _prepare(args, **workload_overrides):
 def run(args) -> int:
     """``perfsuite run``: measure, append every epoch to disk, summarise, report."""
     workload, dataset, impls, progress, timeout = _prepare(args)
-    sampling = sampling_from(args, workload)
-    folder, handles = _measured(
-        args,
-        workload,
-        dataset,
-        impls,
-        progress,
-        timeout,
-        with_roofline=not args.no_roofline,
-        sampling=sampling,
-        fresh_workers=fresh_workers_from(args, workload),
-    )
+    options = {
+        "with_roofline": not args.no_roofline,
+        "sampling": sampling_from(args, workload),
+        "fresh_workers": fresh_workers_from(args, workload),
+    }
+    folder, handles = _measured(args, workload, dataset, impls, progress, timeout, **options)
     page = _publish(folder)
     summary = read_summary(folder)
     terminal.print_table(summary)
@@ -346,6 +340,7 @@ def ab(args) -> int:
     _check_alpha(args.alpha)
     requested = _ab_names(args.impls)
     workload, timeout = workload_from(args), timeout_from(args)
+    fresh = fresh_workers_from(args, workload)
     dataset = data.resolve(args.dataset, args.data_dir)
     with sides.checked_out(args.base, args.new) as both:
         names = _trainable(both, sides.choose(both, requested), requested, workload.name)
@@ -370,7 +365,7 @@ def ab(args) -> int:
             extra_meta={"ab": record},
             shuffle=random.Random(args.seed_order),
             sides=folders,
-            fresh_workers=fresh_workers_from(args, workload),
+            fresh_workers=fresh,
         )
         memory_run = _ab_memory(args, folder, impls, folders) if args.memory else None
     page = _publish(folder)
