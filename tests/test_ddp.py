@@ -297,3 +297,20 @@ def test_a_reported_exception_is_the_cause_not_the_peer_it_took_down():
         lost_reason(None, "no answer", (1, "killed by SIGKILL"), 2, reported=False) == "no answer (killed by SIGKILL)"
     )
     assert lost_reason(1, died, None, 2, reported=False) == died
+
+
+def test_a_rank_that_exited_on_its_own_is_the_cause_not_the_peer_gloo_aborted():
+    from perfsuite.measure.ddp_launch import cause_of, failures, lost_reason
+
+    log = (
+        "Failures:\n[1]:\n  time      : t\n  rank      : 1 (local_rank: 1)\n  exitcode  : 3 (pid: 11)\n"
+        "------\nRoot Cause (first observed failure):\n[0]:\n  time      : t\n  rank      : 0 (local_rank: 0)\n"
+        "  exitcode  : -6 (pid: 10)\n======\n"
+    )
+    assert failures(log) == {1: "exit status 3", 0: "killed by SIGABRT"}
+    assert cause_of(1, log) == (1, "exit status 3")
+    died = "rank 1 of 2 died during 'epoch'"
+    assert lost_reason(1, died, cause_of(1, log), 2, reported=False) == f"{died} (exit status 3)"
+    assert cause_of(None, log) == (0, "killed by SIGABRT")  # no rank seen failing: torchrun's word stands
+    killed = log.replace("exitcode  : 3", "exitcode  : -9")
+    assert cause_of(1, killed) == (0, "killed by SIGABRT")  # both killed: torchrun's first observed failure

@@ -108,9 +108,38 @@ def rank_environment(threads: int) -> dict:
 
 def root_cause(log_text: str):
     """``(rank, detail)`` of torchrun's "Root Cause" failure summary, or ``None`` when it has none."""
-    cause = log_text.rpartition("Root Cause")[2]
-    rank = re.search(r"rank\s*:\s*(\d+)", cause)
-    code = re.search(r"exitcode\s*:\s*(-?\d+)", cause)
+    return _failure(log_text.rpartition("Root Cause")[2])
+
+
+def failures(log_text: str) -> dict:
+    """``{rank: detail}`` of every failed rank torchrun's summary lists ("Failures" and "Root Cause")."""
+    summary = log_text[log_text.find("Failures:") :] if "Failures:" in log_text else log_text
+    found = {}
+    for block in re.split(r"\n\s*\[\d+\]:\s*\n", summary)[1:]:
+        failure = _failure(block)
+        if failure:
+            found.setdefault(*failure)
+    return found
+
+
+def cause_of(rank, log_text: str):
+    """torchrun's root cause, unless the rank that was seen to fail exited on its own beside a peer killed by a signal.
+
+    A rank that leaves a collective makes gloo abort its peers (SIGABRT), and
+    torchrun may observe that abort first and call it the root cause; a rank
+    that ended with an exit status of its own is the cause instead.
+    """
+    cause = root_cause(log_text)
+    own = failures(log_text).get(rank) if rank is not None else None
+    if cause and own and cause[0] != rank and cause[1].startswith("killed") and not own.startswith("killed"):
+        return rank, own
+    return cause
+
+
+def _failure(block: str):
+    """``(rank, detail)`` of the first ``rank :`` / ``exitcode :`` pair in ``block``, or ``None``."""
+    rank = re.search(r"rank\s*:\s*(\d+)", block)
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", block)
     if not rank or not code:
         return None
     value = int(code.group(1))
@@ -252,7 +281,7 @@ class TorchrunHandle(WorkerHandle):
         self._wait_for_torchrun(GRACE if rank is not None else 0.0)
         self.kill()
         log = self._log_text()
-        reason = lost_reason(rank, reason, root_cause(log), self.nproc, reported)
+        reason = lost_reason(rank, reason, cause_of(rank, log), self.nproc, reported)
         tail = "\n".join(log.splitlines()[-LOG_TAIL:])
         return WorkerLost(f"{reason}; the other ranks were stopped", trace or tail)
 
