@@ -40,6 +40,8 @@ This module imports neither torch nor pandas.
 import os
 
 from perfsuite.core.recording import (
+    ENV,
+    GATE_ENV,
     RESERVED,
     STANDARD,
     Recorder,
@@ -53,11 +55,6 @@ from perfsuite.core.recording import (
     start,
     stop,
 )
-
-ENV = "PERFSUITE_RECORD"
-"""Set by ``perfsuite profile``: the file (JSON lines) this process appends its finished epochs to."""
-GATE_ENV = "PERFSUITE_RECORD_GATE"
-"""Set by ``perfsuite profile`` when it alternates scripts: the descriptor to wait on before each epoch."""
 
 __all__ = [
     "ENV",

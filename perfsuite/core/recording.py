@@ -34,6 +34,10 @@ import warnings
 
 from perfsuite.core.clock import monotonic
 
+ENV = "PERFSUITE_RECORD"
+"""Set by ``perfsuite profile``: the file (JSON lines) a script's process appends its finished epochs to."""
+GATE_ENV = "PERFSUITE_RECORD_GATE"
+"""Set by ``perfsuite profile`` when it gates a script: the descriptor to wait on before each epoch."""
 STANDARD = ("batching", "forward", "loss", "backward", "step")
 """The five standard phases, in the order of their ``epochs.csv`` columns (equal to ``PHASES``)."""
 RESERVED = ("other", "comm", "wall", "epoch")
@@ -509,6 +513,5 @@ def loss(value) -> None:
     read after the epoch's clock stops.
     """
     recorder = _active
-    if recorder is not None and recorder._epoch is not None:
-        rows = recorder._rows
-        recorder._losses[len(rows) - 1 if rows else 0] = kept(value)
+    if recorder is not None:
+        recorder.loss(value)

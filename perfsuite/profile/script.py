@@ -35,7 +35,8 @@ from pathlib import Path
 
 from perfsuite.core import metadata
 from perfsuite.core.errors import RunFailure, UsageError
-from perfsuite.core.recording import STANDARD
+from perfsuite.core.recording import ENV as RECORD_ENV
+from perfsuite.core.recording import GATE_ENV, STANDARD
 from perfsuite.profile import pyspy
 from perfsuite.profile.scriptflame import ScriptSampler
 from perfsuite.render.report import write_report
@@ -44,8 +45,6 @@ from perfsuite.results.record import EpochRecord
 
 SEPARATOR = "::"
 """Separates two commands in one call: ``perfsuite profile -- python a.py :: python b.py``."""
-RECORD_ENV = "PERFSUITE_RECORD"
-GATE_ENV = "PERFSUITE_RECORD_GATE"
 POLL_SECONDS = 0.02
 DRIFT_CAVEAT = (
     "the scripts ran back to back, not alternately: a change of the machine's speed between them (other work, "
