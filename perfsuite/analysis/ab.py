@@ -76,20 +76,15 @@ class AbResult:
         return {"threshold": self.threshold, "alpha": self.alpha, "seed": self.seed, "notes": self.notes, "rows": rows}
 
 
-def _paired(run: Run, pair: Pair, quantity: str, rounds: bool = False) -> tuple:
-    """``(base, new)`` seconds of one quantity in the (round, epoch)s both sides measured, positive on both.
-
-    With ``rounds``, a third array gives each pair's round.
-    """
+def _paired(run: Run, pair: Pair, quantity: str) -> tuple:
+    """``(base, new, round)`` of one quantity in the (round, epoch)s both sides measured, positive on both."""
     name = column(quantity)
     base = run.measured(pair.base)[[*PAIR_KEYS, name]]
     new = run.measured(pair.new)[[*PAIR_KEYS, name]]
     both = base.merge(new, on=PAIR_KEYS, suffixes=("_base", "_new"))
     a, b = both[f"{name}_base"].to_numpy(dtype=float), both[f"{name}_new"].to_numpy(dtype=float)
     keep = (a > 0) & (b > 0)
-    if rounds:
-        return a[keep], b[keep], both["round"].to_numpy()[keep]
-    return a[keep], b[keep]
+    return a[keep], b[keep], both["round"].to_numpy()[keep]
 
 
 def unit_ratios(run: Run, pair: Pair, quantity: str, rounds: bool) -> tuple:
@@ -97,7 +92,7 @@ def unit_ratios(run: Run, pair: Pair, quantity: str, rounds: bool) -> tuple:
 
     Each round's ratio is the median of its epochs' ratios (``rounds``: :func:`~perfsuite.analysis.compare.by_round`).
     """
-    base, new, round_of = _paired(run, pair, quantity, rounds=True)
+    base, new, round_of = _paired(run, pair, quantity)
     ratios = stats.paired_ratios(new, base)
     return base, new, (per_round(round_of, ratios) if rounds and len(ratios) else ratios)
 
