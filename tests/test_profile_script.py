@@ -117,6 +117,7 @@ def test_a_script_that_never_opens_an_epoch_is_one_line(tmp_path, capsys):
         (["profile", "--warmup", "-1", "--", PY, __file__], "--warmup"),
         (["profile", "--name", "a,b", "--", PY, __file__], "--name"),
         (["profile", "--name", "../x", "--", PY, __file__], "--name"),
+        (["profile", "--flame", "--rate", "0", "--", PY, __file__], "--rate 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, words):
