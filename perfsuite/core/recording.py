@@ -359,10 +359,9 @@ def kept(value):
     """What a step keeps of its loss ``value`` until the epoch ends: the value itself, or for a tensor its ``.data``.
 
     ``.data`` is an alias of the tensor's values with no autograd history, so
-    keeping it does not keep the step's graph alive. Unlike ``detach()``, it
-    does not register a view with autograd, which made keeping a detached
-    loss per step cost about 0.5% of a ``store`` epoch at batch 128 (see
-    docs/profile.md). Any other object with a ``detach`` method is detached.
+    keeping it does not keep the step's graph alive; unlike ``detach()``, it
+    registers no view with autograd. Any other object with a ``detach``
+    method is detached.
     """
     if type(value) in _TENSOR_TYPES:
         return value.data
