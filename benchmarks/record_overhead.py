@@ -13,13 +13,14 @@ momentum update), in one process, in three variants that differ only in the inst
 * ``again`` — ``plain`` once more, with its own copy of the model (an A/A pair): how far two identical loops
   differ here (tensor addresses, the order within a round), the floor under the figures above.
 
-Each round runs one epoch of each variant, in an order that rotates from round to round, so a slow stretch of
-the machine hits every variant alike. Every variant trains its own copy of the same initial parameters (the
-work per step does not depend on their values); with ``--shared`` they all train one model in turn, so the
-parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read around
-its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an epoch's wall); the
-recorder's work when an epoch ends — reading the losses, appending the epoch to its file, between epochs — is
-reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and
+Each round runs one epoch of each variant, in an order shuffled anew each round (seeded), so a slow stretch of
+the machine hits every variant alike and no variant always follows the same other one (``--variants`` runs
+fewer, for more rounds in the same time). Every variant trains its own copy of the same initial parameters
+(the work per step does not depend on their values); with ``--shared`` they all train one model in turn, so
+the parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read
+around its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an epoch's wall);
+the recorder's work when an epoch ends — reading the losses, appending the epoch to its file, between epochs —
+is reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and
 ``off/plain − 1`` with their 95% percentile-bootstrap interval, and, because a 0.1% effect is far below what
 paired epochs resolve on a shared machine, the cost of one recorded step's calls measured directly
 (``timeit``) against the plain step's median time. From the repository root::
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import tempfile
 import time
 import timeit
@@ -162,8 +164,14 @@ def main() -> None:
         action="store_true",
         help="every variant trains one shared model in turn (the same parameter tensors), instead of a copy each",
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"the variants to run, comma-separated ({', '.join(VARIANTS)}; plain is always run)",
+    )
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
+    variants = chosen(parser, args.variants)
 
     workload = Workload(batch_size=args.batch_size, subset=args.subset)
     if args.threads:
@@ -175,22 +183,49 @@ def main() -> None:
     x = data.preprocess(train.images[:n])
     y = train.labels[:n]
     shared = Loop(x, y, workload)
-    loops = {v: shared if args.shared else Loop(x, y, workload) for v in VARIANTS}
-    walls = {v: [] for v in VARIANTS}
-    outside = {v: [] for v in VARIANTS}
+    loops = {v: shared if args.shared else Loop(x, y, workload) for v in variants}
+    walls = {v: [] for v in variants}
+    outside = {v: [] for v in variants}
     g = torch.Generator().manual_seed(0)
+    shuffler = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         records = Path(tmp) / "records.jsonl"
         for r in range(args.warmup + args.rounds):
             order = torch.randperm(n, generator=g)
-            shift = r % len(VARIANTS)
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            for variant in shuffler.sample(variants, len(variants)):
                 seconds, total = epoch(variant, loops[variant], order, records)
                 if r >= args.warmup:
                     walls[variant].append(seconds)
                     outside[variant].append(total)
             if r >= args.warmup:
-                print(f"round {r - args.warmup}: " + "  ".join(f"{v} {walls[v][-1]:.4f} s" for v in VARIANTS))
+                print(f"round {r - args.warmup}: " + "  ".join(f"{v} {walls[v][-1]:.4f} s" for v in variants))
+    result = summarize(args, workload, n, variants, walls, outside)
+    report(result)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+LABELS = {
+    "on": "recording on",
+    "scopes": "recording on without record.loss",
+    "off": "recording off",
+    "again": "A/A (plain again vs plain)",
+}
+"""What each variant's paired figure is called in the output (the key in the JSON is ``<variant>_overhead``)."""
+
+
+def chosen(parser, text: str) -> list:
+    """The variants named in ``--variants`` (``plain`` first, always); an unknown one is a usage error."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
+    return ["plain"] + [v for v in VARIANTS if v in names and v != "plain"]
+
+
+def summarize(args, workload: Workload, n: int, variants: list, walls: dict, outside: dict) -> dict:
+    """The figures of one run as a JSON-able dict: paired intervals per variant, direct costs, the raw walls."""
     plain = np.asarray(walls["plain"])
     steps = -(-n // workload.batch_size)
     costs = call_costs()
@@ -199,14 +234,9 @@ def main() -> None:
         "workload": {"name": "mnist-mlp", "loop": "store", "batch_size": workload.batch_size, "samples": n},
         "threads": workload.threads,
         "rounds": args.rounds,
+        "order": "shuffled each round (seeded)",
         "steps_per_epoch": steps,
-        "median_epoch_seconds": {v: float(np.median(walls[v])) for v in VARIANTS},
-        "on_overhead": interval(np.asarray(walls["on"]) / plain),
-        "off_overhead": interval(np.asarray(walls["off"]) / plain),
-        "scopes_overhead": interval(np.asarray(walls["scopes"]) / plain),
-        "aa_difference": interval(np.asarray(walls["again"]) / plain),
-        "on_overhead_with_epoch_end": interval(np.asarray(outside["on"]) / np.asarray(outside["plain"])),
-        "epoch_end_seconds": float(np.median(np.asarray(outside["on"]) - np.asarray(walls["on"]))),
+        "median_epoch_seconds": {v: float(np.median(walls[v])) for v in variants},
         "calls": {
             **costs,
             "plain_step_seconds": step_seconds,
@@ -221,30 +251,37 @@ def main() -> None:
         "walls": walls,
         "walls_with_epoch_end": outside,
     }
-    on, off, calls = result["on_overhead"], result["off_overhead"], result["calls"]
-    print(
-        f"recording on:  {on['median']:+.2%} of the epoch (95% CI {on['low']:+.2%} … {on['high']:+.2%}, "
-        f"{on['rounds']} paired rounds)"
-    )
-    sc = result["scopes_overhead"]
-    print(f"recording on without record.loss: {sc['median']:+.2%} (95% CI {sc['low']:+.2%} … {sc['high']:+.2%})")
-    aa = result["aa_difference"]
-    print(f"A/A (plain again vs plain): {aa['median']:+.2%} (95% CI {aa['low']:+.2%} … {aa['high']:+.2%})")
-    print(f"recording off: {off['median']:+.2%} of the epoch (95% CI {off['low']:+.2%} … {off['high']:+.2%})")
-    end = result["on_overhead_with_epoch_end"]
-    print(
-        f"recording on, counting the recorder's work at the epoch's end too ({result['epoch_end_seconds'] * 1e3:.1f} ms"
-        f" between epochs): {end['median']:+.2%} (95% CI {end['low']:+.2%} … {end['high']:+.2%})"
-    )
+    for v in variants[1:]:
+        result[f"{'aa_difference' if v == 'again' else v + '_overhead'}"] = interval(np.asarray(walls[v]) / plain)
+    if "on" in variants:
+        result["on_overhead_with_epoch_end"] = interval(np.asarray(outside["on"]) / np.asarray(outside["plain"]))
+        result["epoch_end_seconds"] = float(np.median(np.asarray(outside["on"]) - np.asarray(walls["on"])))
+    return result
+
+
+def report(result: dict) -> None:
+    """Print the figures of :func:`summarize` (one line per variant, then the direct per-step costs)."""
+    for variant, label in LABELS.items():
+        est = result.get("aa_difference" if variant == "again" else f"{variant}_overhead")
+        if est is not None:
+            print(
+                f"{label}: {est['median']:+.2%} of the epoch (95% CI {est['low']:+.2%} … {est['high']:+.2%}, "
+                f"{est['rounds']} paired rounds)"
+            )
+    end = result.get("on_overhead_with_epoch_end")
+    if end is not None:
+        print(
+            f"recording on, counting the recorder's work at the epoch's end too "
+            f"({result['epoch_end_seconds'] * 1e3:.1f} ms between epochs): {end['median']:+.2%} "
+            f"(95% CI {end['low']:+.2%} … {end['high']:+.2%})"
+        )
+    calls, step = result["calls"], result["calls"]["plain_step_seconds"]
     print(
         f"per step, measured directly: on {calls['on_seconds_per_step'] * 1e6:.2f} µs "
-        f"({calls['on_share_of_step']:.3%} of a {step_seconds * 1e3:.2f} ms step), off "
+        f"({calls['on_share_of_step']:.3%} of a {step * 1e3:.2f} ms step), off "
         f"{calls['off_seconds_per_step'] * 1e9:.0f} ns ({calls['off_share_of_step']:.4%})"
     )
     print(f"load average during the run: {result['machine']['loadavg']} (shared machine: other work ran too)")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
