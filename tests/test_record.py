@@ -205,6 +205,24 @@ def test_bad_phase_names_are_refused(clock, name):
         record.phase(name)
 
 
+@pytest.mark.parametrize("name", ["other", "bad name", 7])
+def test_bad_phase_names_are_refused_while_off_too(name):
+    assert record.active() is None
+    with pytest.raises(ValueError, match="phase name"):
+        record.phase(name)
+
+
+def test_start_and_stop_switch_the_scopes_phase_hands_out():
+    off = record.phase("forward")
+    record.start(clock=FakeClock())
+    try:
+        on = record.phase("forward")
+        assert on is not off and on is record.active().scope("forward")
+    finally:
+        record.stop()
+    assert type(record.phase("forward")) is type(off)
+
+
 def test_the_off_state_does_nothing_and_shares_null_contexts():
     assert record.active() is None
     items = [1, 2]

@@ -125,10 +125,28 @@ class _NullEpoch:
 
 
 _NULL_EPOCH = _NullEpoch()
-_NULLS = {}
 _active = None
-_scopes = _NULLS
-"""The scopes :func:`phase` hands out by name: the null ones while recording is off, the recorder's while on."""
+
+
+class _Scopes(dict):
+    """The scopes :func:`phase` hands out, by name: null ones while recording is off, the recorder's while on.
+
+    A name seen for the first time is checked (:func:`check_name`) and its
+    scope made and kept; :func:`start` and :func:`stop` empty the dict, so the
+    scopes always belong to the current state.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, name):
+        if _active is None:
+            found = self[name] = _NullScope(check_name(name))
+        else:
+            found = self[name] = _active.scope(name)
+        return found
+
+
+_SCOPES = _Scopes()
 
 
 def _decorate(name: str, fn):
@@ -296,7 +314,8 @@ class Recorder:
         """Keep ``value`` (a tensor or a number) as the current step's loss (:func:`kept`); read after the epoch."""
         if self._epoch is None:
             return
-        self._losses[len(self._rows) - 1 if self._rows else 0] = kept(value)
+        value = value.data if type(value) in _TENSOR_TYPES else kept(value)  # kept()'s own fast path, inlined
+        self._losses[len(self._rows) - 1 if self._rows else 0] = value
 
     # --- epochs -------------------------------------------------------------------------------------
     def _begin_epoch(self) -> None:
@@ -444,7 +463,7 @@ def start(to=None, clock=monotonic, gate: int | None = None) -> Recorder:
     ``gate`` (a file descriptor, set by ``perfsuite profile`` when it alternates
     two scripts) is read for one byte before each epoch starts.
     """
-    global _active, _scopes
+    global _active
     if _active is not None:
         raise RecordingError("perfsuite.record: recording is already on (call stop() first)")
     if to is None:
@@ -453,15 +472,15 @@ def start(to=None, clock=monotonic, gate: int | None = None) -> Recorder:
         sink = FileSink(to, gate)
         recorder = Recorder(sink, clock=clock, on_begin=sink.begin)
     _active = recorder
-    _scopes = recorder._scopes
+    _SCOPES.clear()
     return recorder
 
 
 def stop():
     """Switch recording off; returns the recorder that was on (``None`` when none was)."""
-    global _active, _scopes
+    global _active
     recorder, _active = _active, None
-    _scopes = _NULLS
+    _SCOPES.clear()
     if recorder is not None and isinstance(recorder.sink, FileSink):
         recorder.sink.close()
     return recorder
@@ -480,20 +499,15 @@ def epoch():
     return _EpochScope(recorder)
 
 
-def phase(name: str):
-    """The scope of phase ``name``, a context manager and a decorator; a null context while recording is off."""
-    found = _scopes.get(name)
-    if found is None:
-        found = _new_scope(name)
-    return found
+phase = functools.partial(dict.__getitem__, _SCOPES)
+phase.__doc__ = """``phase(name)``: the scope of phase ``name``, a context manager and decorator (null while off).
 
-
-def _new_scope(name: str):
-    """The scope :func:`phase` hands out for a name it has not seen (cached in :data:`_scopes`)."""
-    if _active is None:
-        found = _NULLS[name] = _NullScope(name)
-        return found
-    return _active.scope(name)
+A bad name raises :class:`ValueError` the first time it is used. ``phase``
+is the scopes dict's own lookup (a C call, no Python frame), because a loop
+calls it once per phase per step, and in a training loop every Python frame
+costs several times what it costs in a tight benchmark (the interpreter's
+code and data are cold between two tensor operations).
+"""
 
 
 def batches(iterable):
