@@ -24,7 +24,8 @@ each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pa
 ``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--epochs`` (20), ``--warmup`` (1), ``--slowdown`` (0.1),
 ``--threshold`` (5%), ``--alpha`` (0.05), ``--repeats R`` and ``--fresh-workers`` (every round in new worker
 processes, rounds as the samples; ``--epochs`` is then per round), ``--modes`` (e.g. ``ab`` alone, which skips
-the two ``perfsuite run``s per pair). The default is 20 measured epochs, not ``run``'s 5: a 10% slowdown of
+the two ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not
+judged, with the same options). The default is 20 measured epochs, not ``run``'s 5: a 10% slowdown of
 ``step`` (about a tenth of store's epoch) must bring its whole interval above the 5% margin and its p below the
 corrected alpha over 10 gated rows (15 in ``ab``), and in a pilot at 10 epochs most such rows stayed
 ``inconclusive``; fewer epochs would measure that limit rather than the gate.
@@ -33,6 +34,7 @@ corrected alpha over 10 gated rows (15 in ``ab``), and in a pilot at 10 epochs m
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -242,15 +244,41 @@ def parse_args(argv=None):
     p.add_argument("--slowdown", type=float, default=0.1, help="A/B: slowstep's step this fraction longer (0.1)")
     p.add_argument("--threshold", default="5%", help="compare's --threshold (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.05, help="compare's --alpha (default 0.05)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the pairs OUT/compare_rates.json has not judged yet (same options; --pairs may grow)",
+    )
     opts = p.parse_args(argv)
     if opts.pairs < 0 or opts.ab_pairs < 0 or opts.pairs + opts.ab_pairs == 0:
         p.error("--pairs and --ab-pairs: at least one pair, none negative")
     opts.modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
     if not opts.modes or set(opts.modes) - set(MODES):
         p.error(f"--modes: one or more of {', '.join(MODES)}")
-    if Path(opts.out).exists() and any(Path(opts.out).iterdir()):
-        p.error(f"--out {opts.out}: exists and is not empty")
+    if not opts.resume and Path(opts.out).exists() and any(Path(opts.out).iterdir()):
+        p.error(f"--out {opts.out}: exists and is not empty (--resume goes on with it)")
     return opts
+
+
+RESUMABLE = ("pairs", "ab_pairs", "resume")
+"""Options that may differ between a benchmark and its resumption: how many pairs, and the flag itself."""
+
+
+def judged(path: Path, config: dict) -> list:
+    """The pairs ``path`` (a previous ``compare_rates.json``) already judged, when its options match ``config``.
+
+    A missing file means none; options that differ (other than :data:`RESUMABLE`) are a usage error, since
+    the rates would then mix two benchmarks.
+    """
+    if not path.exists():
+        return []
+    before = json.loads(path.read_text())
+    old = {k: v for k, v in before["config"].items() if k not in RESUMABLE}
+    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in RESUMABLE}
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        raise SystemExit(f"compare_rates: --resume: {path} was measured with other options: {', '.join(differ)}")
+    return before["pairs"]
 
 
 def main(argv=None) -> int:
@@ -258,12 +286,15 @@ def main(argv=None) -> int:
     opts = parse_args(argv)
     config = {k: v for k, v in vars(opts).items()} | {"impls": IMPLS, "slowed": SLOWED, "detected_by": DETECTED_BY}
     path = Path(opts.out) / "compare_rates.json"
-    results = []
+    results = judged(path, config) if opts.resume else []
+    done = {(r["kind"], r["index"]) for r in results}
     for pair in pairs(opts):
+        if (pair.kind, pair.index) in done:
+            continue
+        shutil.rmtree(pair.base.parent, ignore_errors=True)  # what a stopped benchmark left of this pair
         results.append(run_pair(pair, opts))
-        summary = rates(results)
-        path.write_text(json.dumps({"config": config, "rates": summary, "pairs": results}, indent=2) + "\n")
-    print(table(summary))
+        path.write_text(json.dumps({"config": config, "rates": rates(results), "pairs": results}, indent=2) + "\n")
+    print(table(rates(results)))
     print(f"written: {path} (rewritten after every pair, so a stopped benchmark keeps the pairs it judged)")
     return 0
 
