@@ -140,10 +140,24 @@ def test_a_tensor_loss_is_kept_without_its_graph_and_read_exactly(clock):
             loss = (w * (i + 1)).pow(2).sum()
             loss.backward()
             record.loss(loss)
-            kept = record.active()._losses[i]
-            assert kept.grad_fn is None and not kept.requires_grad  # the step's graph is not held
+            assert type(record.active()._losses[i]) is float  # read at once on the CPU: no graph, no alias held
     (epoch,) = record.active().epochs
     assert epoch["losses"] == [6.25, 25.0]
+
+
+def test_a_tensor_that_is_not_one_number_on_the_cpu_is_kept_as_an_alias_without_its_graph():
+    import torch
+
+    from perfsuite.core.recording import kept
+
+    w = torch.tensor([1.5, -2.0], requires_grad=True)
+    pair = w * 2
+    alias = kept(pair)
+    assert torch.equal(alias, pair.detach()) and alias.grad_fn is None and not alias.requires_grad
+    assert alias.data_ptr() == pair.data_ptr()  # the same values, not a copy
+    on_meta = torch.ones((), device="meta", requires_grad=True) * 2
+    assert kept(on_meta).grad_fn is None and kept(on_meta).device.type == "meta"  # not read: a device may be busy
+    assert kept(0.5) == 0.5
 
 
 def test_nested_phases_are_an_error(clock):
