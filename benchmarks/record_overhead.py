@@ -2,7 +2,7 @@
 
 A benchmark, not a test: it trains real epochs of ``mnist-mlp`` (batch 128 by default) with the ``store``
 loop's own code (``perfsuite.impls.store``: the tensor store, ``index_select`` + ``narrow`` batching, the
-momentum update), in one process, in three variants that differ only in the instrumentation:
+momentum update), in five variants that differ only in the instrumentation:
 
 * ``plain`` — the loop with no ``record`` call at all;
 * ``off``   — the loop with ``record.epoch()``, ``record.batches``, five ``record.phase`` scopes and
@@ -15,17 +15,21 @@ momentum update), in one process, in three variants that differ only in the inst
 
 Each round runs one epoch of each variant, in an order shuffled anew each round (seeded), so a slow stretch of
 the machine hits every variant alike and no variant always follows the same other one (``--variants`` runs
-fewer, for more rounds in the same time). Every variant trains its own copy of the same initial parameters
-(the work per step does not depend on their values); with ``--shared`` they all train one model in turn, so
-the parameter tensors (their addresses) are the same in every variant. The wall time of each epoch is read
-around its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an epoch's wall);
-the recorder's work when an epoch ends — reading the losses, appending the epoch to its file, between epochs —
-is reported apart. The figures are the median over rounds of the paired ratios ``on/plain − 1`` and
-``off/plain − 1`` with their 95% percentile-bootstrap interval, and, because a 0.1% effect is far below what
-paired epochs resolve on a shared machine, the cost of one recorded step's calls measured directly
-(``timeit``) against the plain step's median time. From the repository root::
+fewer, for more rounds in the same time). There is one copy of the model per variant, all with the same initial
+parameters (the work per step does not depend on their values), dealt to the variants anew each round, so no
+variant keeps one copy's tensor addresses; with ``--shared`` they all train one model in turn. The wall time of
+each epoch is read around its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an
+epoch's wall); the recorder's work when an epoch ends — reading the losses, appending the epoch to its file,
+between epochs — is reported apart. One process's figures are the median over rounds of the paired ratios
+``on/plain − 1`` and ``off/plain − 1`` with their 95% percentile-bootstrap interval. Two processes of the same
+code differ by more than that interval (their memory layout), so ``--processes N`` runs the rounds in N fresh
+processes one after another and takes the process as the unit: the mean of the processes' medians with a
+Student-t interval. Because a 0.1% effect is far below what paired epochs resolve on a shared machine, the cost
+of one recorded step's calls is also measured directly (``timeit``) against the plain step's median time. From
+the repository root::
 
-    python benchmarks/record_overhead.py --data-dir ../shared/data --rounds 15 --out reports/record-overhead.json
+    python benchmarks/record_overhead.py --data-dir ../shared/data --subset 0.25 --threads 1 --rounds 150 \
+        --processes 8 --out reports/record-overhead.json
 """
 
 import argparse
@@ -33,6 +37,8 @@ import json
 import os
 import platform
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import timeit
@@ -40,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats as scipy_stats
 
 from perfsuite import record
 from perfsuite.analysis.stats import describe
@@ -151,10 +158,11 @@ def interval(ratios) -> dict:
     return {"median": est.median, "low": est.ci_low, "high": est.ci_high, "rounds": est.n}
 
 
-def main() -> None:
+def parse_args(argv=None):
+    """The benchmark's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="MNIST root (default: $PERFSUITE_DATA, else ./data)")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per process")
     parser.add_argument("--warmup", type=int, default=1, help="rounds run first and left out")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--subset", type=float, default=1.0)
@@ -169,10 +177,34 @@ def main() -> None:
         default=",".join(VARIANTS),
         help=f"the variants to run, comma-separated ({', '.join(VARIANTS)}; plain is always run)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the rounds in this many fresh processes, one after another, and take the process as the unit",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no line per round")
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
-    args = parser.parse_args()
-    variants = chosen(parser, args.variants)
+    args = parser.parse_args(argv)
+    args.variants = chosen(parser, args.variants)
+    if args.processes < 1 or args.rounds < 1:
+        parser.error("--processes and --rounds: at least 1")
+    return args
 
+
+def main(argv=None) -> None:
+    """Measure in this process, or with ``--processes N`` in N fresh ones, and print (and write) the figures."""
+    args = parse_args(argv)
+    result = measure(args) if args.processes == 1 else replicate(args)
+    report(result)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def measure(args) -> dict:
+    """The rounds of one process: each round one epoch of every variant, in a shuffled order."""
+    variants = args.variants
     workload = Workload(batch_size=args.batch_size, subset=args.subset)
     if args.threads:
         workload = Workload(batch_size=args.batch_size, subset=args.subset, threads=args.threads)
@@ -182,8 +214,7 @@ def main() -> None:
     n = int(round(args.subset * len(train.labels)))
     x = data.preprocess(train.images[:n])
     y = train.labels[:n]
-    shared = Loop(x, y, workload)
-    loops = {v: shared if args.shared else Loop(x, y, workload) for v in variants}
+    copies = [Loop(x, y, workload) for _ in range(1 if args.shared else len(variants))]
     walls = {v: [] for v in variants}
     outside = {v: [] for v in variants}
     g = torch.Generator().manual_seed(0)
@@ -192,18 +223,58 @@ def main() -> None:
         records = Path(tmp) / "records.jsonl"
         for r in range(args.warmup + args.rounds):
             order = torch.randperm(n, generator=g)
+            dealt = shuffler.sample(copies, len(copies)) * (len(variants) if args.shared else 1)
             for variant in shuffler.sample(variants, len(variants)):
-                seconds, total = epoch(variant, loops[variant], order, records)
+                seconds, total = epoch(variant, dealt[variants.index(variant)], order, records)
                 if r >= args.warmup:
                     walls[variant].append(seconds)
                     outside[variant].append(total)
-            if r >= args.warmup:
+            if r >= args.warmup and not args.quiet:
                 print(f"round {r - args.warmup}: " + "  ".join(f"{v} {walls[v][-1]:.4f} s" for v in variants))
-    result = summarize(args, workload, n, variants, walls, outside)
-    report(result)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return summarize(args, workload, n, variants, walls, outside)
+
+
+def replicate(args) -> dict:
+    """``--processes N``: the same benchmark in N fresh processes, one after another; the process is the unit.
+
+    Two processes of the same code differ (memory layout, tensor addresses) by more than one process's
+    interval says, so each figure is the mean over processes of the process's own median, with a Student-t
+    95% interval over the processes (each process's figures are kept in ``processes``).
+    """
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.processes):
+            out = Path(tmp) / f"process-{i}.json"
+            command = [sys.executable, __file__, *child_options(args), "--quiet", "--out", str(out)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"record_overhead: process {i} failed: {done.stderr.strip()[-500:]}")
+            results.append(json.loads(out.read_text()))
+            on = results[-1].get("on_overhead")
+            print(f"process {i}: " + (f"recording on {on['median']:+.2%}" if on else "done"), flush=True)
+    combined = {k: v for k, v in results[0].items() if k not in ("walls", "walls_with_epoch_end")}
+    combined["processes"] = results
+    combined["unit"] = f"{args.processes} processes of {args.rounds} rounds each"
+    for key in [k for k, v in results[0].items() if isinstance(v, dict) and "median" in v]:
+        combined[key] = across([r[key]["median"] for r in results], args.rounds)
+    return combined
+
+
+def child_options(args) -> list:
+    """The options of one process of :func:`replicate`: the parent's, but one process and no output of its own."""
+    options = ["--rounds", str(args.rounds), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+    options += ["--subset", str(args.subset), "--variants", ",".join(args.variants)]
+    options += ["--data-dir", args.data_dir] if args.data_dir else []
+    options += ["--threads", str(args.threads)] if args.threads else []
+    return options + (["--shared"] if args.shared else [])
+
+
+def across(medians: list, rounds: int) -> dict:
+    """The mean of the processes' medians (under ``median``, as one process's) with its Student-t 95% interval."""
+    x = np.asarray(medians, dtype=float)
+    mean = float(x.mean())
+    half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else np.nan
+    return {"median": mean, "low": mean - half, "high": mean + half, "rounds": rounds, "processes": len(x)}
 
 
 LABELS = {
@@ -264,10 +335,10 @@ def report(result: dict) -> None:
     for variant, label in LABELS.items():
         est = result.get("aa_difference" if variant == "again" else f"{variant}_overhead")
         if est is not None:
-            print(
-                f"{label}: {est['median']:+.2%} of the epoch (95% CI {est['low']:+.2%} … {est['high']:+.2%}, "
-                f"{est['rounds']} paired rounds)"
-            )
+            unit = f"{est['rounds']} paired rounds"
+            if "processes" in est:
+                unit = f"mean of {est['processes']} processes' medians of {est['rounds']} paired rounds, t interval"
+            print(f"{label}: {est['median']:+.2%} of the epoch (95% CI {est['low']:+.2%} … {est['high']:+.2%}, {unit})")
     end = result.get("on_overhead_with_epoch_end")
     if end is not None:
         print(
