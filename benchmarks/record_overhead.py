@@ -257,6 +257,9 @@ def replicate(args) -> dict:
     combined["unit"] = f"{args.processes} processes of {args.rounds} rounds each"
     for key in [k for k, v in results[0].items() if isinstance(v, dict) and "median" in v]:
         combined[key] = across([r[key]["median"] for r in results], args.rounds)
+    combined["calls"] = {k: float(np.median([r["calls"][k] for r in results])) for k in results[0]["calls"]}
+    if "epoch_end_seconds" in combined:
+        combined["epoch_end_seconds"] = float(np.median([r["epoch_end_seconds"] for r in results]))
     return combined
 
 
