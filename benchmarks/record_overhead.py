@@ -276,8 +276,10 @@ def across(medians: list, rounds: int) -> dict:
     """The mean of the processes' medians (under ``median``, as one process's) with its Student-t 95% interval."""
     x = np.asarray(medians, dtype=float)
     mean = float(x.mean())
-    half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else np.nan
-    return {"median": mean, "low": mean - half, "high": mean + half, "rounds": rounds, "processes": len(x)}
+    low, high = (
+        scipy_stats.t.interval(0.95, len(x) - 1, loc=mean, scale=scipy_stats.sem(x)) if len(x) > 1 else (np.nan,) * 2
+    )
+    return {"median": mean, "low": float(low), "high": float(high), "rounds": rounds, "processes": len(x)}
 
 
 LABELS = {
@@ -286,7 +288,12 @@ LABELS = {
     "off": "recording off",
     "again": "A/A (plain again vs plain)",
 }
-"""What each variant's paired figure is called in the output (the key in the JSON is ``<variant>_overhead``)."""
+"""What each variant's paired figure is called in the output (its key in the JSON: :func:`key`)."""
+
+
+def key(variant: str) -> str:
+    """The JSON key of a variant's paired figure: ``<variant>_overhead``, and ``aa_difference`` for ``again``."""
+    return "aa_difference" if variant == "again" else f"{variant}_overhead"
 
 
 def chosen(parser, text: str) -> list:
@@ -326,7 +333,7 @@ def summarize(args, workload: Workload, n: int, variants: list, walls: dict, out
         "walls_with_epoch_end": outside,
     }
     for v in variants[1:]:
-        result[f"{'aa_difference' if v == 'again' else v + '_overhead'}"] = interval(np.asarray(walls[v]) / plain)
+        result[key(v)] = interval(np.asarray(walls[v]) / plain)
     if "on" in variants:
         result["on_overhead_with_epoch_end"] = interval(np.asarray(outside["on"]) / np.asarray(outside["plain"]))
         result["epoch_end_seconds"] = float(np.median(np.asarray(outside["on"]) - np.asarray(walls["on"])))
@@ -336,7 +343,7 @@ def summarize(args, workload: Workload, n: int, variants: list, walls: dict, out
 def report(result: dict) -> None:
     """Print the figures of :func:`summarize` (one line per variant, then the direct per-step costs)."""
     for variant, label in LABELS.items():
-        est = result.get("aa_difference" if variant == "again" else f"{variant}_overhead")
+        est = result.get(key(variant))
         if est is not None:
             unit = f"{est['rounds']} paired rounds"
             if "processes" in est:
