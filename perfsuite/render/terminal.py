@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from perfsuite.analysis import compare, ranks
@@ -41,7 +42,8 @@ def summary_table(summary: dict) -> Table:
         t.caption = describe_roofline(summary["roofline"])
     for name, entry in summary["implementations"].items():
         if "epoch_seconds" not in entry:
-            t.add_row(name, f"[red]{entry['status']}[/red]: {entry['reason']}" if entry["reason"] else entry["status"])
+            reason = entry["reason"]
+            t.add_row(name, f"[red]{entry['status']}[/red]: {escape(reason)}" if reason else entry["status"])
             continue
         phases = entry["phase_seconds"]
         if entry.get("diverged"):
@@ -344,10 +346,10 @@ def print_verdicts(found, skipped, reference, dataset, reference_name: str = REF
             f"{v.max_rel_loss_diff:.2e}",
             f"{100 * v.train_accuracy:.2f}%",
             f"{v.accuracy_diff_pp:.3f}",
-            "[green]same[/green]" if v.ok else f"[red]differs[/red]: {v.problem}",
+            "[green]same[/green]" if v.ok else f"[red]differs[/red]: {escape(v.problem)}",
         )
     for name, reason in skipped.items():
-        t.add_row(name, "", "", "", f"skipped: {reason}")
+        t.add_row(name, "", "", "", f"skipped: {escape(reason)}")
     make_console().print(t)
 
 
