@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from perfsuite.analysis.summary import summarize
 from perfsuite.cli.main import main
 from perfsuite.impls.ddp import GlobalBatchShards, union_seconds
 from perfsuite.measure.ddp_launch import LOOPBACK, free_loopback_port, loopback_namespace_prefix, root_cause
+from perfsuite.measure.processes import WorkerLost
 from perfsuite.results.reader import Run, job_rows
 from tests.test_run import data_args
 
@@ -314,3 +316,40 @@ def test_a_rank_that_exited_on_its_own_is_the_cause_not_the_peer_gloo_aborted():
     assert cause_of(None, log) == (0, "killed by SIGABRT")  # no rank seen failing: torchrun's word stands
     killed = log.replace("exitcode  : 3", "exitcode  : -9")
     assert cause_of(1, killed) == (0, "killed by SIGABRT")  # both killed: torchrun's first observed failure
+
+
+class _Gathering:
+    """What ``TorchrunHandle._gather`` uses of its handle: the ranks' pipes, their count, and ``_lost``."""
+
+    def __init__(self, ranks):
+        self.ranks, self.nproc = ranks, len(ranks)
+
+    def _lost(self, rank, reason, trace="", reported=False):
+        return WorkerLost(f"{reason} [reported={reported}]")
+
+
+def _gather(messages: dict) -> str:
+    """The failure ``_gather`` raises when each rank sends its message (``None``: the rank's pipe closes)."""
+    from multiprocessing import Pipe
+
+    from perfsuite.measure.ddp_launch import TorchrunHandle
+
+    ranks = {}
+    for rank, message in messages.items():
+        ours, theirs = Pipe()
+        if message is None:
+            theirs.close()
+        else:
+            theirs.send(message)
+        ranks[rank] = ours
+    with pytest.raises(WorkerLost) as lost:
+        TorchrunHandle._gather(_Gathering(ranks), "epoch", time.monotonic() + 30)
+    return lost.value.reason
+
+
+def test_a_rank_reporting_its_peer_gone_waits_for_the_peer_s_own_failure():
+    reset = ("error", "RuntimeError: [/x/gloo/transport/tcp/pair.cc:545] Read error: Connection reset by peer")
+    assert _gather({0: reset, 1: None}) == "rank 1 of 2 died during 'epoch' [reported=False]"
+    assert _gather({0: reset, 1: ("epoch", {})}).startswith("rank 0: RuntimeError: [/x/gloo")  # no other failure
+    raised = ("error", "RuntimeError: rank 1 raised on purpose")
+    assert _gather({0: reset, 1: raised}) == "rank 1: RuntimeError: rank 1 raised on purpose [reported=True]"

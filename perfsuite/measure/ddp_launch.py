@@ -47,6 +47,8 @@ LOOPBACK_INTERFACE = "lo"
 SLICE = 0.2
 GRACE = 10.0
 LOG_TAIL = 25
+PEER_LOST = re.compile(r"Connection (reset|closed) by peer|gloo/transport")
+"""What a rank reports when a peer left the collective under it: an effect of another rank's failure."""
 
 
 def free_loopback_port() -> int:
@@ -253,8 +255,13 @@ class TorchrunHandle(WorkerHandle):
             raise self._lost(None, f"not every rank could {what} in time; the ranks were stopped")
 
     def _gather(self, expected: str, deadline: float) -> list:
-        """One answer from each rank, in rank order; the first failure stops every rank."""
-        answers = {}
+        """One answer from each rank, in rank order; the first failure stops every rank.
+
+        A rank reporting that its peer left the collective (:data:`PEER_LOST`) is
+        an effect: the other ranks get :data:`GRACE` seconds to show the failure
+        that caused it, which is then the one named.
+        """
+        answers, effect = {}, None
         while len(answers) < self.nproc:
             pending = {conn: rank for rank, conn in self.ranks.items() if rank not in answers}
             for conn in wait(list(pending), timeout=SLICE):
@@ -266,7 +273,13 @@ class TorchrunHandle(WorkerHandle):
                 try:
                     answers[rank] = checked(message, expected)
                 except WorkerLost as lost:
+                    if effect is None and PEER_LOST.search(lost.reason):  # wait a moment for the peer's own failure
+                        answers[rank], effect = None, (rank, lost, time.monotonic() + GRACE)
+                        continue
                     raise self._lost(rank, f"rank {rank}: {lost.reason}", lost.traceback, reported=True) from None
+            if effect and (len(answers) == self.nproc or time.monotonic() > effect[2]):
+                rank, lost, _ = effect
+                raise self._lost(rank, f"rank {rank}: {lost.reason}", lost.traceback, reported=True)
             if len(answers) < self.nproc and time.monotonic() > deadline:
                 late = sorted(set(self.ranks) - set(answers))
                 raise self._lost(
