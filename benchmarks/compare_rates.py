@@ -5,30 +5,37 @@ From the repository root::
 
     python benchmarks/compare_rates.py --data-dir ../shared/data --out reports/compare-rates
 
-Each pair is two runs one after the other of ``store``, ``tuned`` and ``slowstep`` (``benchmarks/slowstep.py``:
-store whose step can busy-wait a known fraction longer). In an **A/A pair** both runs are the same code. In an
-**A/B pair** the second run sets ``PERFSUITE_SLOWSTEP=--slowdown`` so slowstep's step lasts that fraction longer;
-the implementation keeps its name in both runs (the environment variable is the only difference), so ``compare``
-matches it across the runs. A/A and A/B pairs alternate, so a slow stretch of the machine hits both kinds alike.
+Each pair is two runs one after the other of ``store`` (the calibrated mode's reference) and ``slowstep``
+(``benchmarks/slowstep.py``: store whose step can busy-wait a known fraction longer); ``--also tuned,…`` adds
+implementations (each adds about five gated rows, and a fifth to a pair's time). In an **A/A pair** both runs
+are the same code. In an **A/B pair** the second run sets ``PERFSUITE_SLOWSTEP=--slowdown`` so slowstep's step
+lasts that fraction longer; the implementation keeps its name in both runs (the environment variable is the only
+difference), so ``compare`` matches it across the runs. A/A and A/B pairs alternate, so a slow stretch of the
+machine hits both kinds alike.
 
 Every pair is then judged by each mode in :data:`MODES` (``perfsuite compare``, calibrated, and
 ``perfsuite compare --raw``): the command's exit status, and its rows (from ``compare_runs``, the function the
 command calls). The third mode, ``ab``, measures the pair itself: one ``perfsuite ab`` run of two side folders
-holding store, tuned and slowstep, the new side's slowstep slowed in an A/B pair (its rows from ``ab.json``).
+holding the same implementations, the new side's slowstep slowed in an A/B pair (its rows from ``ab.json``).
 Per mode the table and ``OUT/compare_rates.json`` give:
 
 * false-alarm rate: A/A pairs with any row ``slower`` (a CI gate failing for nothing);
 * detection rate: A/B pairs where slowstep's ``step`` or ``epoch`` is ``slower``;
 
 each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
-``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--epochs`` (20), ``--warmup`` (1), ``--slowdown`` (0.1),
-``--threshold`` (5%), ``--alpha`` (0.05), ``--repeats R`` and ``--fresh-workers`` (every round in new worker
-processes, rounds as the samples; ``--epochs`` is then per round), ``--modes`` (e.g. ``ab`` alone, which skips
-the two ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not
-judged, with the same options). The default is 20 measured epochs, not ``run``'s 5: a 10% slowdown of
-``step`` (about a tenth of store's epoch) must bring its whole interval above the 5% margin and its p below the
-corrected alpha over 10 gated rows (15 in ``ab``), and in a pilot at 10 epochs most such rows stayed
-``inconclusive``; fewer epochs would measure that limit rather than the gate.
+``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--repeats`` (14 rounds), ``--epochs`` (10 per round),
+``--warmup`` (1 per round), ``--no-fresh-workers`` (one worker process per implementation for the whole run, epochs
+as the samples, instead of new workers every round with rounds as the samples), ``--slowdown`` (0.1),
+``--threshold`` (5%), ``--alpha`` (0.05), ``--also``, ``--modes`` (e.g. ``ab`` alone, which skips the two
+``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not judged,
+with the same options).
+
+Why 14 rounds of 10 epochs: a round's ratio is the median of its epochs' ratios, and at 0.25 of MNIST an epoch
+lasts about 0.1 s, so one epoch's ratio swings by 10–15% here while rounds differ by a few percent. With 2
+epochs a round, one slow epoch moved its round, a 10% slower ``step`` reached ``slower`` in 2 of 4 A/B pairs,
+and rounds, not epochs, were what a pair's time went to (a worker's start and warm-up cost about 2 s, ten
+epochs about 1 s). 14 rounds let the paired Wilcoxon test reach p 0.00012, below the corrected alpha over the
+10 gated rows of ``ab``.
 """
 
 import argparse
@@ -44,13 +51,14 @@ from pathlib import Path
 from scipy.stats import binomtest
 
 from perfsuite.analysis.compare import compare_runs, parse_threshold
+from perfsuite.core.registry import builtin
 from perfsuite.results.reader import load_run
 
 HERE = Path(__file__).resolve().parent
 SLOWSTEP = HERE / "slowstep.py"
 ENV = "PERFSUITE_SLOWSTEP"
 SLOWED = "slowstep"
-IMPLS = f"store,tuned,{SLOWSTEP}:SlowStep"
+REFERENCE = "store"
 DETECTED_BY = ("step", "epoch")
 """A/B pairs count as detected when one of these rows of the slowed implementation is ``slower``."""
 
@@ -109,12 +117,12 @@ def _compare_command(raw: bool) -> Callable:
     return judge
 
 
-def _ab_side(folder: Path, fraction: float) -> Path:
-    """A side folder for ``perfsuite ab``: store, tuned and a copy of slowstep whose worker sets ``ENV`` itself."""
+def _ab_side(folder: Path, fraction: float, names: list) -> Path:
+    """A side folder for ``perfsuite ab``: the built-in ``names`` and a copy of slowstep whose worker sets ``ENV``."""
     folder.mkdir(parents=True, exist_ok=True)
     setting = f"os.environ[ENV] = {str(fraction)!r}" if fraction else "os.environ.pop(ENV, None)"
     (folder / "slowstep.py").write_text(SLOWSTEP.read_text() + f"\n\n{setting}\n")
-    points = {"store": "perfsuite.impls.store:Store", "tuned": "perfsuite.impls.tuned:Tuned"}
+    points = {name: builtin()[name].value for name in names}
     lines = [f'{name} = "{spec}"' for name, spec in points.items()] + [f'{SLOWED} = "slowstep.py:SlowStep"']
     (folder / "pyproject.toml").write_text('[project.entry-points."perfsuite.impls"]\n' + "\n".join(lines) + "\n")
     return folder
@@ -123,8 +131,8 @@ def _ab_side(folder: Path, fraction: float) -> Path:
 def _ab_command(pair: Pair, opts) -> Judgement:
     """A mode: one ``perfsuite ab`` run of the pair's code on both sides (B's slowstep slowed in an A/B pair)."""
     where = pair.base.parent / "ab"
-    base = _ab_side(where / "side-base", 0.0)
-    new = _ab_side(where / "side-new", pair.slowdown if pair.kind == "ab" else 0.0)
+    base = _ab_side(where / "side-base", 0.0, opts.builtins)
+    new = _ab_side(where / "side-new", pair.slowdown if pair.kind == "ab" else 0.0, opts.builtins)
     command = [sys.executable, "-m", "perfsuite", "ab", str(base), str(new), "--dataset", "mnist"]
     command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
     command += _rounds(opts)
@@ -156,9 +164,14 @@ def _rounds(opts) -> list:
     return ["--repeats", str(opts.repeats)] + (["--fresh-workers"] if opts.fresh_workers else [])
 
 
+def impls(opts) -> str:
+    """``run``'s ``--impls``: the built-in implementations, then slowstep by its file."""
+    return ",".join([*opts.builtins, f"{SLOWSTEP}:SlowStep"])
+
+
 def measure(folder: Path, env: dict, opts) -> None:
     """One real ``perfsuite run`` into ``folder``."""
-    command = [sys.executable, "-m", "perfsuite", "run", "--impls", IMPLS, "--dataset", "mnist"]
+    command = [sys.executable, "-m", "perfsuite", "run", "--impls", impls(opts), "--dataset", "mnist"]
     command += ["--subset", str(opts.subset), "--epochs", str(opts.epochs), "--warmup", str(opts.warmup)]
     command += _rounds(opts) + ["--no-roofline", "--quiet", "--out", str(folder)]
     command += ["--data-dir", opts.data_dir] if opts.data_dir else []
@@ -234,11 +247,19 @@ def parse_args(argv=None):
     p.add_argument("--out", default="reports/compare-rates", help="folder for the run folders and the JSON")
     p.add_argument("--data-dir", default=None, help="the MNIST root (default: perfsuite's: $PERFSUITE_DATA, ./data)")
     p.add_argument("--subset", type=float, default=0.25, help="fraction of the training split (default 0.25)")
-    p.add_argument("--epochs", type=int, default=20, help="measured epochs per run (default 20; see the docstring)")
+    p.add_argument("--epochs", type=int, default=10, help="measured epochs per round (default 10; see the docstring)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up epochs per round (default 1)")
-    p.add_argument("--repeats", type=int, default=1, help="rounds per run (default 1; --epochs is per round)")
+    p.add_argument("--repeats", type=int, default=14, help="rounds per run (default 14)")
     p.add_argument(
-        "--fresh-workers", action="store_true", help="every round in new worker processes; rounds become the samples"
+        "--fresh-workers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="every round in new worker processes, rounds as the samples (default; --no-fresh-workers: epochs)",
+    )
+    p.add_argument(
+        "--also",
+        default="",
+        help=f"registered implementations measured beside {REFERENCE} and {SLOWED}, comma-separated (e.g. tuned)",
     )
     p.add_argument("--modes", default=",".join(MODES), help=f"modes to judge by, of {', '.join(MODES)} (all)")
     p.add_argument("--slowdown", type=float, default=0.1, help="A/B: slowstep's step this fraction longer (0.1)")
@@ -253,6 +274,12 @@ def parse_args(argv=None):
     if opts.pairs < 0 or opts.ab_pairs < 0 or opts.pairs + opts.ab_pairs == 0:
         p.error("--pairs and --ab-pairs: at least one pair, none negative")
     opts.modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
+    known = builtin()
+    also = [n.strip() for n in opts.also.split(",") if n.strip()]
+    unknown = [n for n in also if n not in known or n in (REFERENCE, SLOWED)]
+    if unknown:
+        p.error(f"--also {','.join(unknown)}: not a registered implementation other than {REFERENCE} and {SLOWED}")
+    opts.builtins = [REFERENCE, *also]
     if not opts.modes or set(opts.modes) - set(MODES):
         p.error(f"--modes: one or more of {', '.join(MODES)}")
     if not opts.resume and Path(opts.out).exists() and any(Path(opts.out).iterdir()):
@@ -284,7 +311,7 @@ def judged(path: Path, config: dict) -> list:
 def main(argv=None) -> int:
     """Run the pairs, print the table, write ``OUT/compare_rates.json``."""
     opts = parse_args(argv)
-    config = {k: v for k, v in vars(opts).items()} | {"impls": IMPLS, "slowed": SLOWED, "detected_by": DETECTED_BY}
+    config = dict(vars(opts)) | {"impls": impls(opts), "slowed": SLOWED, "detected_by": DETECTED_BY}
     path = Path(opts.out) / "compare_rates.json"
     results = judged(path, config) if opts.resume else []
     done = {(r["kind"], r["index"]) for r in results}
