@@ -229,6 +229,24 @@ def wilcoxon_log(ratios) -> float:
     return float(_stats.wilcoxon(d).pvalue)
 
 
+def ttest_log(ratios) -> float:
+    """Two-sided one-sample Student t p-value of ``log(ratios)`` against 0: ratios of independent units against 1.
+
+    For a few independent units each summarised by a mean or median, such as
+    rounds of fresh processes (Kalibera & Jones's top level). Unlike the
+    signed-rank test it has no floor, and one unit that went the other way
+    widens the spread instead of outweighing the rest by its rank. NaN under 2
+    ratios; 1 when every ratio is exactly 1, 0 when all are equal otherwise.
+    """
+    r = _clean(ratios)
+    if len(r) < 2:
+        return math.nan
+    d = np.log(r)
+    if np.all(d == d[0]):
+        return 1.0 if d[0] == 0 else 0.0
+    return float(_stats.ttest_1samp(d, 0.0).pvalue)
+
+
 def min_wilcoxon_p(n: int) -> float:
     """The smallest two-sided exact Wilcoxon signed-rank p-value reachable with ``n`` pairs."""
     return min(1.0, 2.0 ** (1 - n)) if n > 0 else math.nan
