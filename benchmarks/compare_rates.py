@@ -28,7 +28,9 @@ each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pa
 as the samples, instead of new workers every round with rounds as the samples), ``--slowdown`` (0.1),
 ``--threshold`` (5%), ``--alpha`` (0.05), ``--also``, ``--modes`` (e.g. ``ab`` alone, which skips the two
 ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not judged,
-with the same options).
+with the same options), ``--rejudge`` (measure nothing: judge the pairs in ``OUT`` again from their run folders
+with this checkout's analysis, into ``OUT/compare_rates-rejudged.json``, so a change of a gate's rule is
+checked on the same measurements).
 
 Why 14 rounds of 10 epochs: a round's ratio is the median of its epochs' ratios, and at 0.25 of MNIST an epoch
 lasts about 0.1 s, so one epoch's ratio swings by 10–15% here while rounds differ by a few percent. With 2
@@ -50,7 +52,10 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
+from perfsuite.analysis.ab import Pair as AbPair
+from perfsuite.analysis.ab import ab_rows
 from perfsuite.analysis.compare import compare_runs, parse_threshold
+from perfsuite.core.metadata import git_commit
 from perfsuite.core.registry import builtin
 from perfsuite.results.reader import load_run
 
@@ -111,8 +116,7 @@ def _compare_command(raw: bool) -> Callable:
         rows, _ = compare_runs(
             load_run(pair.base), load_run(pair.new), parse_threshold(opts.threshold), opts.alpha, raw=raw
         )
-        names = {v: [f"{r.impl} {r.quantity}" for r in rows if r.verdict == v] for v in ("slower", "inconclusive")}
-        return Judgement(done.returncode, names["slower"], names["inconclusive"])
+        return _judgement(done.returncode, [(r.impl, r.quantity, r.verdict) for r in rows])
 
     return judge
 
@@ -129,8 +133,13 @@ def _ab_side(folder: Path, fraction: float, names: list) -> Path:
 
 
 def _ab_command(pair: Pair, opts) -> Judgement:
-    """A mode: one ``perfsuite ab`` run of the pair's code on both sides (B's slowstep slowed in an A/B pair)."""
+    """A mode: one ``perfsuite ab`` run of the pair's code on both sides (B's slowstep slowed in an A/B pair).
+
+    With ``--rejudge`` nothing is measured: the pair's ``ab`` run folder is judged again (:func:`_ab_again`).
+    """
     where = pair.base.parent / "ab"
+    if opts.rejudge:
+        return _ab_again(where / "run", opts)
     base = _ab_side(where / "side-base", 0.0, opts.builtins)
     new = _ab_side(where / "side-new", pair.slowdown if pair.kind == "ab" else 0.0, opts.builtins)
     command = [sys.executable, "-m", "perfsuite", "ab", str(base), str(new), "--dataset", "mnist"]
@@ -143,8 +152,22 @@ def _ab_command(pair: Pair, opts) -> Judgement:
     if done.returncode not in (0, 1):
         raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()[-2000:]}")
     rows = json.loads((where / "run" / "ab.json").read_text())["rows"]
-    names = {v: [f"{r['impl']} {r['quantity']}" for r in rows if r["verdict"] == v] for v in ("slower", "inconclusive")}
-    return Judgement(done.returncode, names["slower"], names["inconclusive"])
+    return _judgement(done.returncode, [(r["impl"], r["quantity"], r["verdict"]) for r in rows])
+
+
+def _ab_again(folder: Path, opts) -> Judgement:
+    """The verdicts ``perfsuite ab`` gives the run in ``folder`` with this checkout's analysis (exit 1 on slower)."""
+    run = load_run(folder)
+    pairs = [AbPair(**p) for p in run.meta["ab"]["pairs"]]
+    rows = ab_rows(run, pairs, parse_threshold(opts.threshold), opts.alpha).rows
+    judged = [(r.impl, r.quantity, r.verdict) for r in rows]
+    return _judgement(int(any(v == "slower" for *_, v in judged)), judged)
+
+
+def _judgement(status: int, rows: list) -> Judgement:
+    """A :class:`Judgement` from an exit status and ``(impl, quantity, verdict)`` rows."""
+    names = {v: [f"{impl} {q}" for impl, q, verdict in rows if verdict == v] for v in ("slower", "inconclusive")}
+    return Judgement(status, names["slower"], names["inconclusive"])
 
 
 MODES = {
@@ -225,7 +248,9 @@ def table(summary: dict) -> str:
 
 def run_pair(pair: Pair, opts) -> dict:
     """Measure both runs of ``pair`` and judge it by every mode."""
-    if set(opts.modes) - {"ab"}:
+    if opts.rejudge:
+        print(f"{pair.kind}-{pair.index:02d}: judged again", flush=True)
+    elif set(opts.modes) - {"ab"}:
         for side, folder in (("base", pair.base), ("new", pair.new)):
             print(f"{pair.kind}-{pair.index:02d} {side}: perfsuite run → {folder}", flush=True)
             measure(folder, pair.env(side), opts)
@@ -270,6 +295,11 @@ def parse_args(argv=None):
         action="store_true",
         help="go on with the pairs OUT/compare_rates.json has not judged yet (same options; --pairs may grow)",
     )
+    p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="measure nothing: judge OUT's pairs again from their folders with this checkout's analysis",
+    )
     opts = p.parse_args(argv)
     if opts.pairs < 0 or opts.ab_pairs < 0 or opts.pairs + opts.ab_pairs == 0:
         p.error("--pairs and --ab-pairs: at least one pair, none negative")
@@ -282,37 +312,53 @@ def parse_args(argv=None):
     opts.builtins = [REFERENCE, *also]
     if not opts.modes or set(opts.modes) - set(MODES):
         p.error(f"--modes: one or more of {', '.join(MODES)}")
-    if not opts.resume and Path(opts.out).exists() and any(Path(opts.out).iterdir()):
+    if opts.rejudge and not (Path(opts.out) / "compare_rates.json").exists():
+        p.error(f"--rejudge: {Path(opts.out) / 'compare_rates.json'} does not exist (nothing was measured there)")
+    if not (opts.resume or opts.rejudge) and Path(opts.out).exists() and any(Path(opts.out).iterdir()):
         p.error(f"--out {opts.out}: exists and is not empty (--resume goes on with it)")
     return opts
 
 
-RESUMABLE = ("pairs", "ab_pairs", "resume")
-"""Options that may differ between a benchmark and its resumption: how many pairs, and the flag itself."""
+RESUMABLE = ("pairs", "ab_pairs", "resume", "rejudge")
+"""Options that may differ between a benchmark and its resumption or new judgement: how many pairs, and the flags."""
 
 
-def judged(path: Path, config: dict) -> list:
+def judged(path: Path, config: dict, ignore: tuple = RESUMABLE) -> list:
     """The pairs ``path`` (a previous ``compare_rates.json``) already judged, when its options match ``config``.
 
-    A missing file means none; options that differ (other than :data:`RESUMABLE`) are a usage error, since
-    the rates would then mix two benchmarks.
+    A missing file means none; options that differ (other than ``ignore``, by default :data:`RESUMABLE`) are
+    a usage error, since the rates would then mix two benchmarks.
     """
     if not path.exists():
         return []
     before = json.loads(path.read_text())
-    old = {k: v for k, v in before["config"].items() if k not in RESUMABLE}
-    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in RESUMABLE}
+    old = {k: v for k, v in before["config"].items() if k not in ignore}
+    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in ignore}
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if differ:
         raise SystemExit(f"compare_rates: --resume: {path} was measured with other options: {', '.join(differ)}")
     return before["pairs"]
 
 
+def rejudge(path: Path, config: dict, opts) -> list:
+    """Every pair ``path`` (a ``compare_rates.json``) judged, judged again by every mode from its folders."""
+    old = judged(path, config, RESUMABLE + ("impls",))  # slowstep's path: another checkout may judge again
+    return [run_pair(Pair(r["kind"], r["index"], Path(r["base"]), Path(r["new"]), opts.slowdown), opts) for r in old]
+
+
 def main(argv=None) -> int:
-    """Run the pairs, print the table, write ``OUT/compare_rates.json``."""
+    """Run the pairs (or judge them again), print the table, write ``OUT/compare_rates.json``."""
     opts = parse_args(argv)
     config = dict(vars(opts)) | {"impls": impls(opts), "slowed": SLOWED, "detected_by": DETECTED_BY}
     path = Path(opts.out) / "compare_rates.json"
+    if opts.rejudge:
+        results = rejudge(path, config, opts)
+        path = path.with_name("compare_rates-rejudged.json")
+        code = {"rejudged_with": git_commit(HERE)}
+        path.write_text(json.dumps({"config": config | code, "rates": rates(results), "pairs": results}, indent=2))
+        print(table(rates(results)))
+        print(f"written: {path}")
+        return 0
     results = judged(path, config) if opts.resume else []
     done = {(r["kind"], r["index"]) for r in results}
     for pair in pairs(opts):
