@@ -30,7 +30,8 @@ as the samples, instead of new workers every round with rounds as the samples), 
 ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not judged,
 with the same options), ``--rejudge`` (measure nothing: judge the pairs in ``OUT`` again from their run folders
 with this checkout's analysis, into ``OUT/compare_rates-rejudged.json``, so a change of a gate's rule is
-checked on the same measurements).
+checked on the same measurements; every pair records the commit that judged it, ``judged_with``, and a
+rejudged file copied over ``compare_rates.json`` can be resumed).
 
 Why 14 rounds of 10 epochs: a round's ratio is the median of its epochs' ratios, and at 0.25 of MNIST an epoch
 lasts about 0.1 s, so one epoch's ratio swings by 10–15% here while rounds differ by a few percent. With 2
@@ -259,8 +260,10 @@ def run_pair(pair: Pair, opts) -> dict:
     modes = {name: MODES[name](pair, opts) for name in opts.modes}
     for name, j in modes.items():
         print(f"  {name}: exit {j.status}; slower: {', '.join(j.slower) or 'none'}", flush=True)
+    judged_with = git_commit(HERE)  # the analysis that gave the verdicts (a pair may be judged again later)
     return {"kind": pair.kind, "index": pair.index, "base": str(pair.base), "new": str(pair.new)} | {
-        "modes": {name: asdict(j) for name, j in modes.items()}
+        "modes": {name: asdict(j) for name, j in modes.items()},
+        "judged_with": judged_with,
     }
 
 
@@ -354,8 +357,7 @@ def main(argv=None) -> int:
     if opts.rejudge:
         results = rejudge(path, config, opts)
         path = path.with_name("compare_rates-rejudged.json")
-        code = {"rejudged_with": git_commit(HERE)}
-        path.write_text(json.dumps({"config": config | code, "rates": rates(results), "pairs": results}, indent=2))
+        path.write_text(json.dumps({"config": config, "rates": rates(results), "pairs": results}, indent=2) + "\n")
         print(table(rates(results)))
         print(f"written: {path}")
         return 0
