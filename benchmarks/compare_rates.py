@@ -95,6 +95,8 @@ class Judgement:
     slower: list = field(default_factory=list)
     """``"impl quantity"`` of every row judged ``slower``."""
     inconclusive: list = field(default_factory=list)
+    slowed: dict = field(default_factory=dict)
+    """The slowed implementation's :data:`DETECTED_BY` rows: ``[ratio, low, high, adjusted p]`` by quantity."""
 
     def alarm(self) -> bool:
         """Any row slower: the gate fails."""
@@ -117,7 +119,7 @@ def _compare_command(raw: bool) -> Callable:
         rows, _ = compare_runs(
             load_run(pair.base), load_run(pair.new), parse_threshold(opts.threshold), opts.alpha, raw=raw
         )
-        return _judgement(done.returncode, [(r.impl, r.quantity, r.verdict) for r in rows])
+        return _judgement(done.returncode, [asdict(r) for r in rows])
 
     return judge
 
@@ -153,7 +155,7 @@ def _ab_command(pair: Pair, opts) -> Judgement:
     if done.returncode not in (0, 1):
         raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()[-2000:]}")
     rows = json.loads((where / "run" / "ab.json").read_text())["rows"]
-    return _judgement(done.returncode, [(r["impl"], r["quantity"], r["verdict"]) for r in rows])
+    return _judgement(done.returncode, rows)
 
 
 def _ab_again(folder: Path, opts) -> Judgement:
@@ -161,14 +163,16 @@ def _ab_again(folder: Path, opts) -> Judgement:
     run = load_run(folder)
     pairs = [AbPair(**p) for p in run.meta["ab"]["pairs"]]
     rows = ab_rows(run, pairs, parse_threshold(opts.threshold), opts.alpha).rows
-    judged = [(r.impl, r.quantity, r.verdict) for r in rows]
-    return _judgement(int(any(v == "slower" for *_, v in judged)), judged)
+    return _judgement(int(any(r.verdict == "slower" for r in rows)), [asdict(r) for r in rows])
 
 
 def _judgement(status: int, rows: list) -> Judgement:
-    """A :class:`Judgement` from an exit status and ``(impl, quantity, verdict)`` rows."""
-    names = {v: [f"{impl} {q}" for impl, q, verdict in rows if verdict == v] for v in ("slower", "inconclusive")}
-    return Judgement(status, names["slower"], names["inconclusive"])
+    """A :class:`Judgement` from an exit status and rows (dicts with a compare row's fields)."""
+    names = {v: [f"{r['impl']} {r['quantity']}" for r in rows if r["verdict"] == v] for v in ("slower", "inconclusive")}
+    figures = ("ratio", "low", "high", "p_adjusted")
+    watched = [r for r in rows if r["impl"] == SLOWED and r["quantity"] in DETECTED_BY]
+    slowed = {r["quantity"]: [r[k] for k in figures] for r in watched}
+    return Judgement(status, names["slower"], names["inconclusive"], slowed)
 
 
 MODES = {
