@@ -24,8 +24,9 @@ Per mode the table and ``OUT/compare_rates.json`` give:
 
 each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
 ``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--repeats`` (14 rounds), ``--epochs`` (10 per round),
-``--warmup`` (1 per round), ``--no-fresh-workers`` (one worker process per implementation for the whole run, epochs
-as the samples, instead of new workers every round with rounds as the samples), ``--slowdown`` (0.1),
+``--warmup`` (1 per round), ``--threads`` (perfsuite's default, the usable CPUs), ``--no-fresh-workers`` (one
+worker process per implementation for the whole run, epochs as the samples, instead of new workers every round
+with rounds as the samples), ``--slowdown`` (0.1),
 ``--threshold`` (5%), ``--alpha`` (0.05), ``--also``, ``--modes`` (e.g. ``ab`` alone, which skips the two
 ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not judged,
 with the same options), ``--rejudge`` (measure nothing: judge the pairs in ``OUT`` again from their run folders
@@ -188,8 +189,9 @@ MODES = {
 
 
 def _rounds(opts) -> list:
-    """``--repeats R`` and ``--fresh-workers`` as the benchmark was asked for them (both commands get the same)."""
-    return ["--repeats", str(opts.repeats)] + (["--fresh-workers"] if opts.fresh_workers else [])
+    """``--repeats R``, ``--fresh-workers`` and ``--threads`` as the benchmark was asked for them (both commands)."""
+    threads = ["--threads", str(opts.threads)] if opts.threads else []
+    return ["--repeats", str(opts.repeats)] + (["--fresh-workers"] if opts.fresh_workers else []) + threads
 
 
 def impls(opts) -> str:
@@ -288,6 +290,7 @@ def parse_args(argv=None):
         default=True,
         help="every round in new worker processes, rounds as the samples (default; --no-fresh-workers: epochs)",
     )
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: perfsuite's)")
     p.add_argument(
         "--also",
         default="",
