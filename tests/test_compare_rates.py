@@ -1,0 +1,72 @@
+"""benchmarks/compare_rates.py's bookkeeping: judgements, rates, resuming and judging again (no measuring)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_rates.py"
+
+
+@pytest.fixture(scope="module")
+def cr():
+    spec = importlib.util.spec_from_file_location("compare_rates", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(impl, quantity, verdict, ratio=1.0):
+    return {
+        "impl": impl,
+        "quantity": quantity,
+        "verdict": verdict,
+        "ratio": ratio,
+        "low": 0.9,
+        "high": 1.1,
+        "p_adjusted": 0.5,
+    }
+
+
+def test_a_judgement_names_its_rows_and_keeps_the_slowed_figures(cr):
+    rows = [
+        _row("slowstep", "step", "slower", 1.1),
+        _row("store", "batching", "inconclusive"),
+        _row("slowstep", "epoch", "no change"),
+        _row("slowstep", "forward", "no change"),
+    ]
+    j = cr._judgement(1, rows)
+    assert j.slower == ["slowstep step"] and j.inconclusive == ["store batching"]
+    assert set(j.slowed) == {"step", "epoch"} and j.slowed["step"][0] == 1.1
+    assert j.alarm() and j.detected()
+
+
+def test_rates_count_alarms_and_detections_of_the_slowed_implementation_only(cr):
+    def pair(kind, slower):
+        return {"kind": kind, "modes": {"ab": {"status": int(bool(slower)), "slower": slower}}}
+
+    results = [pair("aa", []), pair("aa", ["store step"]), pair("ab", ["slowstep step"]), pair("ab", ["store step"])]
+    got = cr.rates(results)["ab"]
+    assert (got["false_alarm"]["hits"], got["false_alarm"]["n"]) == (1, 2)
+    assert (got["detection"]["hits"], got["detection"]["n"]) == (1, 2)
+    assert 0 < got["detection"]["low"] < 0.5 < got["detection"]["high"] < 1
+
+
+def test_resuming_refuses_other_options_but_judging_again_may_move_the_checkout(cr, tmp_path):
+    path = tmp_path / "compare_rates.json"
+    config = {"subset": 0.25, "impls": "store,/a/slowstep.py:SlowStep", "pairs": 20, "resume": False}
+    path.write_text(json.dumps({"config": config, "pairs": [{"kind": "aa", "index": 1}]}))
+    assert cr.judged(path, config | {"pairs": 30, "resume": True}) == [{"kind": "aa", "index": 1}]
+    with pytest.raises(SystemExit, match="subset"):
+        cr.judged(path, config | {"subset": 0.5})
+    moved = config | {"impls": "store,/b/slowstep.py:SlowStep"}
+    with pytest.raises(SystemExit, match="impls"):
+        cr.judged(path, moved)
+    assert len(cr.judged(path, moved, cr.RESUMABLE + ("impls",))) == 1
+
+
+def test_judging_again_needs_a_measured_benchmark(cr, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cr.parse_args(["--out", str(tmp_path), "--rejudge"])
+    assert exit_.value.code == 2 and "compare_rates.json does not exist" in capsys.readouterr().err
