@@ -38,8 +38,9 @@ Why 14 rounds of 10 epochs: a round's ratio is the median of its epochs' ratios,
 lasts about 0.1 s, so one epoch's ratio swings by 10–15% here while rounds differ by a few percent. With 2
 epochs a round, one slow epoch moved its round, a 10% slower ``step`` reached ``slower`` in 2 of 4 A/B pairs,
 and rounds, not epochs, were what a pair's time went to (a worker's start and warm-up cost about 2 s, ten
-epochs about 1 s). 14 rounds let the paired Wilcoxon test reach p 0.00012, below the corrected alpha over the
-10 gated rows of ``ab``.
+epochs about 1 s). 14 rounds give ``ab``'s t test over rounds, and calibrated ``compare``'s Mann–Whitney test
+over 14 against 14 rounds, room below the corrected alpha over their 10 gated rows; how wide the intervals come
+out depends on the day's noise (docs/findings.md).
 """
 
 import argparse
