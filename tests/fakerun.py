@@ -150,24 +150,32 @@ def scale_phase(src, dst, impl, phase, factor, epoch=None):
     """
     import shutil
 
+    shutil.copytree(src, dst)
+    scale_phase_in(dst, impl, phase, factor, epoch=epoch)
+    return Path(dst)
+
+
+def scale_phase_in(folder, impl, phase, factor, epoch=None, round_=None):
+    """Scale ``impl``'s ``phase`` seconds in the run folder ``folder``, and its epochs' wall by what that adds.
+
+    ``epoch`` and ``round_`` limit the change to that epoch or that round.
+    """
     import pandas as pd
 
-    shutil.copytree(src, dst)
-    phases = pd.read_csv(Path(dst) / "phases.csv")
+    phases = pd.read_csv(Path(folder) / "phases.csv")
+    epochs = pd.read_csv(Path(folder) / "epochs.csv")
     rows = (phases["impl"] == impl) & (phases["phase"] == phase)
-    if epoch is not None:
-        rows &= phases["epoch"] == epoch
+    chosen = epochs["impl"] == impl
+    for column, value in (("epoch", epoch), ("round", round_)):
+        if value is not None:
+            rows &= phases[column] == value
+            chosen &= epochs[column] == value
     phases.loc[rows, "seconds"] *= factor
-    phases.to_csv(Path(dst) / "phases.csv", index=False)
-    epochs = pd.read_csv(Path(dst) / "epochs.csv")
-    rows = epochs["impl"] == impl
-    if epoch is not None:
-        rows &= epochs["epoch"] == epoch
-    added = epochs.loc[rows, f"{phase}_seconds"] * (factor - 1)
-    epochs.loc[rows, f"{phase}_seconds"] += added
-    epochs.loc[rows, "wall_seconds"] += added
-    epochs.to_csv(Path(dst) / "epochs.csv", index=False)
-    return Path(dst)
+    phases.to_csv(Path(folder) / "phases.csv", index=False)
+    added = epochs.loc[chosen, f"{phase}_seconds"] * (factor - 1)
+    epochs.loc[chosen, f"{phase}_seconds"] += added
+    epochs.loc[chosen, "wall_seconds"] += added
+    epochs.to_csv(Path(folder) / "epochs.csv", index=False)
 
 
 def scaled(impls, factor):

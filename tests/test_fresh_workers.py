@@ -4,7 +4,7 @@ import pandas as pd
 
 from perfsuite.analysis.ab import MODE, MODE_BY_ROUND, Pair, ab_rows
 from perfsuite.results.reader import load_run
-from tests.fakerun import FAST, make_run, set_meta
+from tests.fakerun import FAST, make_run, scale_phase_in, set_meta
 
 PAIR = Pair("store", "store@base", "store@new")
 
@@ -23,17 +23,8 @@ def _scale(folder, impl: str, factors: dict) -> None:
 
 def _scale_step(folder, impl: str, factors: dict) -> None:
     """Multiply ``impl``'s ``step`` seconds in round ``r`` by ``factors[r]``, and its epochs' wall by what that adds."""
-    phases = pd.read_csv(folder / "phases.csv")
-    epochs = pd.read_csv(folder / "epochs.csv")
     for round_, factor in factors.items():
-        rows = (phases["impl"] == impl) & (phases["round"] == round_) & (phases["phase"] == "step")
-        phases.loc[rows, "seconds"] *= factor
-        rows = (epochs["impl"] == impl) & (epochs["round"] == round_)
-        added = epochs.loc[rows, "step_seconds"] * (factor - 1)
-        epochs.loc[rows, "step_seconds"] += added
-        epochs.loc[rows, "wall_seconds"] += added
-    phases.to_csv(folder / "phases.csv", index=False)
-    epochs.to_csv(folder / "epochs.csv", index=False)
+        scale_phase_in(folder, impl, "step", factor, round_=round_)
 
 
 def _run(tmp_path, factors: dict, fresh: bool, rounds: int = 8, step: dict = None):

@@ -178,7 +178,8 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
         for r, g in zip(rows, gated, strict=True)
     ]
     unit = "the rounds, each in fresh worker processes" if rounds else "the epochs of one process per side"
-    notes = [n for n in (not rounds and power_note(rows, alpha),) if n] + [f"the samples are {unit}"]
+    warning = "" if rounds else power_note(rows, alpha)
+    notes = [warning, f"the samples are {unit}"] if warning else [f"the samples are {unit}"]
     return AbResult(rows, notes, threshold, alpha, seed)
 
 
