@@ -68,6 +68,14 @@ def test_without_fresh_workers_the_epochs_stay_the_unit(tmp_path):
     assert epoch.mode == MODE and epoch.n_base == 32
 
 
+def test_too_few_paired_epochs_are_warned_first_and_rounds_never(tmp_path):
+    few = _run(tmp_path / "epochs", {}, fresh=False, rounds=1)
+    assert "a slowdown of one row alone cannot reach adjusted p < 0.05" in few.notes[0]
+    assert few.notes[1] == "the samples are the epochs of one process per side"
+    by_round = _run(tmp_path / "rounds", {}, fresh=True, rounds=4)
+    assert by_round.notes == ["the samples are the rounds, each in fresh worker processes"]
+
+
 def test_fresh_workers_start_every_round_in_new_processes():
     from perfsuite.core.clock import FakeClock
     from perfsuite.core.workload import Workload
