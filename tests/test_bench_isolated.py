@@ -35,14 +35,6 @@ def test_merge_keeps_every_benchmark():
     assert merged["machine_info"] == {"node": "a"} and [b["name"] for b in merged["benchmarks"]] == ["x", "y"]
 
 
-def user_environment() -> dict:
-    """This environment as a user's shell has it: without the variables of a pytest-xdist worker running this test.
-
-    pytest-benchmark disables itself in a process that sees ``PYTEST_XDIST_WORKER``.
-    """
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
-
-
 def test_two_implementations_in_two_processes_one_json(tmp_path):
     out = tmp_path / "bench.json"
     root = mnist_root()
@@ -77,7 +69,7 @@ def test_two_implementations_in_two_processes_one_json(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**user_environment(), **env_data},
+        env={**os.environ, **env_data},
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

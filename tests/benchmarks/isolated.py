@@ -17,6 +17,7 @@ Exit status: the worst of the pytest runs (1 when a comparison gate failed).
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,15 @@ def implementations(text) -> list:
 def storage_name(spec: str) -> str:
     """A folder name for an implementation spec (names stay as they are)."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in spec)
+
+
+def child_environment() -> dict:
+    """This process's environment without a pytest-xdist worker's variables, for a pytest child of its own.
+
+    pytest-benchmark disables itself in a process that sees ``PYTEST_XDIST_WORKER``, so a child that
+    inherited it (this runner started from a test under ``pytest -n``) would measure nothing.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
 
 
 def pytest_command(spec: str, json_path: Path, extra: list, storage: str = STORAGE) -> list:
@@ -69,7 +79,7 @@ def run(json_out: Path, specs: list, extra: list, storage: str = STORAGE) -> int
         for spec in specs:
             path = Path(tmp) / f"{storage_name(spec)}.json"
             print(f"== {spec}: its own pytest process", flush=True)
-            done = subprocess.run(pytest_command(spec, path, extra, storage))
+            done = subprocess.run(pytest_command(spec, path, extra, storage), env=child_environment())
             if done.returncode not in (0, 5):  # 5: nothing collected (e.g. -k matched none of its tests)
                 status = max(status, done.returncode)
             if path.is_file():
