@@ -133,6 +133,25 @@ def test_diagnosis_names_the_slow_stretch(drifting):
     assert "within this run only" in found.recommendation
 
 
+def test_scattered_slow_passes_are_counted_not_listed(tmp_path):
+    """Every other pass of three rounds slow: told as a count of scattered passes, not a list of 12 spans."""
+    folder = make_run(tmp_path / "r", epochs=8, warmup=1, rounds=3, steps=20, noise=0.02)
+    slow_epochs(folder, [2, 4, 6, 8], 1.2)
+    add_machine(folder, rate=lambda r, e: 110.0 if e in (2, 4, 6, 8) else 150.0)
+    found = noise.diagnose(load_run(folder))
+    assert found.kind == "calibration" and len(found.stretch) == 12
+    assert "lower rate in 12 of 24 measured passes, scattered over 3 rounds, than in the rest" in found.sentence
+    assert "epochs in those passes were 20% slower than the rest" in found.sentence
+    assert "round 0" not in found.sentence
+
+
+def test_a_few_spans_are_listed():
+    words, scattered = noise.label_passes([(0, 1), (0, 2), (1, 5), (2, 3)], False, {0: 6, 1: 6, 2: 6})
+    assert (words, scattered) == ("round 0 epochs 1–2, round 1 epoch 5, round 2 epoch 3", False)
+    words, scattered = noise.label_passes([(0, e) for e in (1, 3, 5, 7, 9)], True, {0: 10})
+    assert (words, scattered) == ("5 of 10 measured passes, scattered over the run", True)
+
+
 def test_diagnosis_of_stolen_time(tmp_path):
     folder = make_run(tmp_path / "r", epochs=8, warmup=1, steps=20, noise=0.03)
     slow_epochs(folder, [3, 4], 1.25)

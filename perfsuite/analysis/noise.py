@@ -31,7 +31,9 @@ running processes over the pass's epochs.
 For a stretch, each implementation's slowdown is
 ``median(wall in the stretch) / median(wall elsewhere) − 1``; the sentence
 gives the median over implementations (their range when it is wider than
-five points).
+five points). A stretch whose passes fall in more than :data:`MAX_SPANS`
+spans of consecutive epochs is told as a count ("61 of 140 measured passes,
+scattered over 14 rounds"), not as a list of spans.
 
 **Variance split** (per implementation, in epoch seconds², after Kalibera &
 Jones). Levels: rounds (a worker process set up afresh), epochs within a
@@ -85,6 +87,8 @@ BUSY = 1.0
 """Mean other running processes at or above which a pass counts as loaded."""
 MIN_PASSES = 4
 """Measured passes needed to split the calibration rates into a slow stretch and the rest."""
+MAX_SPANS = 4
+"""Spans of consecutive passes beyond which a stretch is told as a count of scattered passes, not listed."""
 NOISY = 0.10
 """Relative IQR of an implementation's epochs above which a steady machine's run is called noisy."""
 TARGET = 0.03
@@ -233,19 +237,30 @@ def slowdowns(run: Run, stretch: set) -> dict:
     return found
 
 
-def label_passes(keys: list, single_round: bool, round_sizes: dict) -> str:
-    """Plain words for a set of passes: ``epochs 7–12``, ``rounds 3–4`` or ``round 2 epochs 3–5``."""
+def label_passes(keys: list, single_round: bool, round_sizes: dict) -> tuple:
+    """``(words, scattered)``: plain words for a set of passes (``epochs 7–12``, ``rounds 3–4`` or ``round 2
+    epochs 3–5``), and whether they were scattered.
+
+    Passes that fall in more than :data:`MAX_SPANS` spans are scattered, and
+    counted instead of listed: ``60 of 140 measured passes, scattered over 13 rounds``.
+    """
     by_round = {}
     for r, e in sorted(keys):
         by_round.setdefault(r, []).append(e)
     whole = [r for r, es in by_round.items() if not single_round and len(es) == round_sizes.get(r, -1)]
     parts = [f"round{'s' if len(g) > 1 else ''} {_span(g)}" for g in _runs(whole)] if whole else []
+    spans = len(parts)
     for r, es in by_round.items():
         if r in whole:
             continue
-        words = f"epoch{'s' if len(es) > 1 else ''} {', '.join(_span(g) for g in _runs(es))}"
+        groups = _runs(es)
+        spans += len(groups)
+        words = f"epoch{'s' if len(es) > 1 else ''} {', '.join(_span(g) for g in groups)}"
         parts.append(words if single_round else f"round {r} {words}")
-    return ", ".join(parts)
+    if spans > MAX_SPANS:
+        over = "the run" if single_round else f"{len(by_round)} round{'s' if len(by_round) > 1 else ''}"
+        return f"{len(keys)} of {sum(round_sizes.values())} measured passes, scattered over {over}", True
+    return ", ".join(parts), False
 
 
 def _runs(values: list) -> list:
@@ -263,17 +278,18 @@ def _span(group: list) -> str:
     return f"{group[0]}–{group[-1]}" if len(group) > 1 else f"{group[0]}"
 
 
-def _slower_words(found: dict) -> str:
+def _slower_words(found: dict, scattered: bool = False) -> str:
     if not found:
         return "there is no quieter stretch to compare their epochs with"
+    where = "epochs in those passes" if scattered else "epochs in that stretch"
     values = sorted(found.values())
     middle = float(np.median(values))
     if values[-1] - values[0] > 0.05:
         low, high = _change(values[0]), _change(values[-1])
-        return f"epochs in that stretch were between {low} and {high} than the rest, by implementation"
+        return f"{where} were between {low} and {high} than the rest, by implementation"
     if abs(middle) < 0.005:
-        return "epochs in that stretch were no slower than the rest"
-    return f"epochs in that stretch were {_change(middle)} than the rest"
+        return f"{where} were no slower than the rest"
+    return f"{where} were {_change(middle)} than the rest"
 
 
 def _change(value: float) -> str:
@@ -385,15 +401,16 @@ def diagnose(run: Run, target: float = TARGET) -> Diagnosis:
         advice = _repeat_advice(splits, target) or f"nothing to add: every mean epoch is within ±{target:.0%}"
         sentence = _steady_sentence(run, measured, spread, steal)
         return Diagnosis(kind, sentence, advice, splits=splits, target=target, **common)
-    where = label_passes(keys, measured["round"].nunique() == 1, measured.groupby("round").size().to_dict())
+    where, scattered = label_passes(keys, measured["round"].nunique() == 1, measured.groupby("round").size().to_dict())
     if kind == "shared":
         return Diagnosis(
             kind, _shared_sentence(run, measured, figure), SHARED_ADVICE, splits=splits, target=target, **common
         )
     if mask.all():
-        where = f"all {len(keys)} measured passes"
+        where, scattered = f"all {len(keys)} measured passes", False
     sentence = {
-        "calibration": f"the calibration sgemm ran at a {figure:.0%} lower rate in {where} than in the rest",
+        "calibration": f"the calibration sgemm ran at a {figure:.0%} lower rate in {where}{',' if scattered else ''} "
+        "than in the rest",
         "steal": f"{where} ran while {figure:.0%} of CPU time was stolen by the host",
         "load": f"{where} ran while {figure:.1f} other processes were running on average",
     }[kind]
@@ -406,7 +423,8 @@ def diagnose(run: Run, target: float = TARGET) -> Diagnosis:
         else "compare implementations within this run only (paired epochs cancel the drift) or across runs "
         "with perfsuite compare's calibrated mode; rerun when the host is quiet before quoting raw seconds"
     )
-    return Diagnosis(kind, f"{sentence}; {_slower_words(found)}", advice, splits=splits, target=target, **common)
+    words = _slower_words(found, scattered)
+    return Diagnosis(kind, f"{sentence}; {words}", advice, splits=splits, target=target, **common)
 
 
 def _repeat_advice(splits: dict, target: float) -> str:
