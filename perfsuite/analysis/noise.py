@@ -32,8 +32,8 @@ For a stretch, each implementation's slowdown is
 ``median(wall in the stretch) / median(wall elsewhere) − 1``; the sentence
 gives the median over implementations (their range when it is wider than
 five points). A stretch whose passes fall in more than :data:`MAX_SPANS`
-spans of consecutive epochs is told as a count ("61 of 140 measured passes,
-scattered over 14 rounds"), not as a list of spans.
+spans of consecutive epochs is told as a count of its passes and the rounds
+they are scattered over, not as a list of spans.
 
 **Variance split** (per implementation, in epoch seconds², after Kalibera &
 Jones). Levels: rounds (a worker process set up afresh), epochs within a
@@ -242,7 +242,7 @@ def label_passes(keys: list, single_round: bool, round_sizes: dict) -> tuple:
     epochs 3–5``), and whether they were scattered.
 
     Passes that fall in more than :data:`MAX_SPANS` spans are scattered, and
-    counted instead of listed: ``60 of 140 measured passes, scattered over 13 rounds``.
+    counted instead of listed: ``N of M measured passes, scattered over R rounds``.
     """
     by_round = {}
     for r, e in sorted(keys):
