@@ -2,7 +2,7 @@
 
 A benchmark, not a test: it trains real epochs of ``mnist-mlp`` (batch 128 by default) with the ``store``
 loop's own code (``perfsuite.impls.store``: the tensor store, ``index_select`` + ``narrow`` batching, the
-momentum update), in five variants that differ only in the instrumentation:
+momentum update), in variants that differ only in the instrumentation:
 
 * ``plain`` — the loop with no ``record`` call at all;
 * ``off``   — the loop with ``record.epoch()``, ``record.batches``, five ``record.phase`` scopes and
@@ -10,6 +10,10 @@ momentum update), in five variants that differ only in the instrumentation:
 * ``on``    — the same loop with recording on, epochs appended to a JSON-lines file as under ``perfsuite profile``;
 * ``scopes`` — recording on without ``record.loss``: the scopes alone (keeping every step's loss tensor until
   the epoch ends, as ``record.loss`` and the harness do, has a cost of its own);
+* ``offscopes`` — ``off`` without ``record.loss``: the four scopes and ``record.batches`` alone, recording off;
+* ``withs`` — four ``with`` statements on null scopes fetched once before the loop, recording off: what the
+  ``with`` statement itself costs in the loop, without looking the scopes up (tells the floor of any
+  ``with``-based marks from what the lookups and ``record.loss`` add);
 * ``again`` — ``plain`` once more, with its own copy of the model (an A/A pair): how far two identical loops
   differ here (tensor addresses, the order within a round), the floor under the figures above.
 
@@ -54,8 +58,10 @@ from perfsuite.core import data
 from perfsuite.core.workload import Workload, initial_parameters
 from perfsuite.impls.store import Memory, MyModel, cross_entropy, get_batches
 
-VARIANTS = ("plain", "off", "on", "scopes", "again")
+VARIANTS = ("plain", "off", "on", "scopes", "offscopes", "withs", "again")
 RECORDING = ("on", "scopes")
+TURNS = ((True, False), (False, True))
+"""The order of a step pair's two sides, alternating (ABBA…): neither side always runs first."""
 
 
 class Loop:
@@ -66,6 +72,7 @@ class Loop:
         self.workload = workload
         self.mem = Memory()
         self.model = MyModel(self.mem, workload.hidden, initial_parameters(workload))
+        self.shuffler = random.Random(1)
 
     def plain(self, order) -> float:
         """One epoch of the bare loop; its wall seconds."""
@@ -76,6 +83,22 @@ class Loop:
             loss = cross_entropy(y, logits)
             loss.backward()
             mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+        return time.perf_counter() - start
+
+    def hoisted(self, order) -> float:
+        """One epoch with four ``with`` statements per step on scopes fetched before the loop (no lookups)."""
+        mem, model, w = self.mem, self.model, self.workload
+        forward, loss_, backward, step = (record.phase(name) for name in ("forward", "loss", "backward", "step"))
+        start = time.perf_counter()
+        for x, y in get_batches(self.x, self.y, w.batch_size, order):
+            with forward:
+                logits = model.forward(mem, x)
+            with loss_:
+                loss = cross_entropy(y, logits)
+            with backward:
+                loss.backward()
+            with step:
+                mem.apply_grads_sgd_momentum(w.lr, w.momentum)
         return time.perf_counter() - start
 
     def instrumented(self, order, losses: bool = True) -> float:
@@ -98,6 +121,120 @@ class Loop:
             inside = time.perf_counter() - start
         return inside
 
+    def halves(self, order):
+        """Two batch iterators over the epoch's full batches, the even-numbered and the odd-numbered ones.
+
+        A last, short batch is left out, and one full batch more when their count is odd, so both sides of
+        a step-interleaved epoch take the same number of equal batches. Each side's rows are copied out anew,
+        in a random order, so neither side keeps the addresses of the copy made first.
+        """
+        size = self.workload.batch_size
+        chunks = order.split(size)
+        pairs = (len(chunks) - (chunks[-1].numel() < size)) // 2
+        sides = [None, None]
+        for side in (0, 1) if self.shuffler.random() < 0.5 else (1, 0):  # which side's copy is allocated first
+            rows = torch.cat(chunks[side : 2 * pairs : 2])
+            x, y = self.x.index_select(0, rows), self.y.index_select(0, rows)
+            sides[side] = get_batches(x, y, size, torch.arange(len(rows)))
+        return pairs, *sides
+
+    def marked_steps(self, order, first: int, losses: bool = True) -> tuple:
+        """One epoch whose steps alternate (ABBA) between the marked body and the bare one, on one model.
+
+        ``first`` (0 or 1) says which side opens the epoch. ``(a, b)``: the summed wall seconds of the
+        marked steps and of the bare ones, each step timed from its batch request to the end of its update;
+        the epoch's first pair is left out (its first step is slow: caches and allocator are cold).
+        """
+        mem, model, w = self.mem, self.model, self.workload
+        pairs, side_a, side_b = self.halves(order)
+        clock = time.perf_counter
+        a, b = [], []
+        with record.epoch():
+            marked = record.batches(side_a)
+            for i in range(pairs):
+                for turn in TURNS[(i + first) & 1]:
+                    if turn:
+                        t0 = clock()
+                        x, y = next(marked)
+                        with record.phase("forward"):
+                            logits = model.forward(mem, x)
+                        with record.phase("loss"):
+                            loss = cross_entropy(y, logits)
+                        with record.phase("backward"):
+                            loss.backward()
+                        with record.phase("step"):
+                            mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                        if losses:
+                            record.loss(loss)
+                        a.append(clock() - t0)
+                    else:
+                        t0 = clock()
+                        x, y = next(side_b)
+                        logits = model.forward(mem, x)
+                        loss = cross_entropy(y, logits)
+                        loss.backward()
+                        mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                        b.append(clock() - t0)
+            next(marked, None)  # the wrapper's final request closes its last step (untimed)
+        return sum(a[1:]), sum(b[1:])
+
+    def hoisted_steps(self, order, first: int) -> tuple:
+        """As :meth:`marked_steps`, the marked body being four ``with`` on null scopes fetched before the loop."""
+        mem, model, w = self.mem, self.model, self.workload
+        pairs, side_a, side_b = self.halves(order)
+        forward, loss_, backward, step = (record.phase(name) for name in ("forward", "loss", "backward", "step"))
+        clock = time.perf_counter
+        a, b = [], []
+        for i in range(pairs):
+            for turn in TURNS[(i + first) & 1]:
+                if turn:
+                    t0 = clock()
+                    x, y = next(side_a)
+                    with forward:
+                        logits = model.forward(mem, x)
+                    with loss_:
+                        loss = cross_entropy(y, logits)
+                    with backward:
+                        loss.backward()
+                    with step:
+                        mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                    a.append(clock() - t0)
+                else:
+                    t0 = clock()
+                    x, y = next(side_b)
+                    logits = model.forward(mem, x)
+                    loss = cross_entropy(y, logits)
+                    loss.backward()
+                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                    b.append(clock() - t0)
+        return sum(a[1:]), sum(b[1:])
+
+    def bare_steps(self, order, first: int) -> tuple:
+        """As :meth:`marked_steps`, both sides the bare body (the A/A pair of the step-interleaved design)."""
+        mem, model, w = self.mem, self.model, self.workload
+        pairs, side_a, side_b = self.halves(order)
+        clock = time.perf_counter
+        a, b = [], []
+        for i in range(pairs):
+            for turn in TURNS[(i + first) & 1]:
+                if turn:
+                    t0 = clock()
+                    x, y = next(side_a)
+                    logits = model.forward(mem, x)
+                    loss = cross_entropy(y, logits)
+                    loss.backward()
+                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                    a.append(clock() - t0)
+                else:
+                    t0 = clock()
+                    x, y = next(side_b)
+                    logits = model.forward(mem, x)
+                    loss = cross_entropy(y, logits)
+                    loss.backward()
+                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                    b.append(clock() - t0)
+        return sum(a[1:]), sum(b[1:])
+
 
 def epoch(variant: str, loop: Loop, order, records: Path) -> tuple:
     """``(inside, outside)`` seconds of one epoch of ``variant`` (recording on around the ``on`` epoch only).
@@ -111,9 +248,27 @@ def epoch(variant: str, loop: Loop, order, records: Path) -> tuple:
         start = time.perf_counter()
         if variant in ("plain", "again"):
             inside = loop.plain(order)
+        elif variant == "withs":
+            inside = loop.hoisted(order)
         else:
-            inside = loop.instrumented(order, variant != "scopes")
+            inside = loop.instrumented(order, variant not in ("scopes", "offscopes"))
         return inside, time.perf_counter() - start
+    finally:
+        if variant in RECORDING:
+            record.stop()
+
+
+def step_epoch(variant: str, loop: Loop, order, first: int, records: Path) -> tuple:
+    """``(a, b)`` summed step seconds of one step-interleaved epoch: ``variant``'s steps and the bare ones
+    (``first``: 0 when ``variant``'s side opens the epoch, 1 when the bare side does)."""
+    if variant in RECORDING:
+        record.start(records)
+    try:
+        if variant == "again":
+            return loop.bare_steps(order, first)
+        if variant == "withs":
+            return loop.hoisted_steps(order, first)
+        return loop.marked_steps(order, first, variant not in ("scopes", "offscopes"))
     finally:
         if variant in RECORDING:
             record.stop()
@@ -183,12 +338,21 @@ def parse_args(argv=None):
         default=1,
         help="run the rounds in this many fresh processes, one after another, and take the process as the unit",
     )
+    parser.add_argument(
+        "--design",
+        choices=("steps", "epochs"),
+        default="steps",
+        help="steps: each epoch alternates a variant's steps with bare ones on one model (default); "
+        "epochs: one whole epoch of each variant per round, a model copy each",
+    )
     parser.add_argument("--quiet", action="store_true", help="no line per round")
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args(argv)
     args.variants = chosen(parser, args.variants)
     if args.processes < 1 or args.rounds < 1:
         parser.error("--processes and --rounds: at least 1")
+    if args.design == "steps" and len(args.variants) < 2:
+        parser.error("--variants: the steps design needs a variant besides plain (every epoch's other side)")
     return args
 
 
@@ -202,9 +366,8 @@ def main(argv=None) -> None:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def measure(args) -> dict:
-    """The rounds of one process: each round one epoch of every variant, in a shuffled order."""
-    variants = args.variants
+def prepared(args) -> tuple:
+    """``(workload, n, x, y)``: the workload of the options and the preprocessed training subset."""
     workload = Workload(batch_size=args.batch_size, subset=args.subset)
     if args.threads:
         workload = Workload(batch_size=args.batch_size, subset=args.subset, threads=args.threads)
@@ -212,8 +375,18 @@ def measure(args) -> dict:
     info = data.resolve("mnist", args.data_dir)
     train, _ = data.load(info)
     n = int(round(args.subset * len(train.labels)))
-    x = data.preprocess(train.images[:n])
-    y = train.labels[:n]
+    return workload, n, data.preprocess(train.images[:n]), train.labels[:n]
+
+
+def measure(args) -> dict:
+    """The rounds of one process in the chosen design (``--design``)."""
+    return measure_steps(args) if args.design == "steps" else measure_epochs(args)
+
+
+def measure_epochs(args) -> dict:
+    """The rounds of one process: each round one epoch of every variant, in a shuffled order."""
+    variants = args.variants
+    workload, n, x, y = prepared(args)
     copies = [Loop(x, y, workload) for _ in range(1 if args.shared else len(variants))]
     walls = {v: [] for v in variants}
     outside = {v: [] for v in variants}
@@ -234,6 +407,36 @@ def measure(args) -> dict:
     return summarize(args, workload, n, variants, walls, outside)
 
 
+def measure_steps(args) -> dict:
+    """The rounds of one process in the step-interleaved design, on one model.
+
+    Each round runs one epoch per variant, in a shuffled order; in each epoch the steps alternate between the
+    variant's body and the bare body (ABBA), so the two sides of a pair run a millisecond apart, in one
+    process, on the same tensors. An epoch's figure is the ratio of the two sides' summed step seconds.
+    """
+    variants = args.variants[1:]
+    workload, n, x, y = prepared(args)
+    loop = Loop(x, y, workload)
+    sums = {v: [] for v in variants}
+    g = torch.Generator().manual_seed(0)
+    shuffler = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        records = Path(tmp) / "records.jsonl"
+        for r in range(args.warmup + args.rounds):
+            order = torch.randperm(n, generator=g)
+            for variant in shuffler.sample(variants, len(variants)):
+                a, b = step_epoch(variant, loop, order, shuffler.randrange(2), records)
+                if r >= args.warmup:
+                    sums[variant].append([a, b])
+            if r >= args.warmup and not args.quiet:
+                print(
+                    f"round {r - args.warmup}: "
+                    + "  ".join(f"{v} {a / b - 1:+.2%}" for v, ((a, b), *_) in ((v, sums[v][-1:]) for v in variants))
+                )
+    pairs = loop.halves(torch.arange(n))[0]
+    return summarize_steps(args, workload, n, pairs, sums)
+
+
 def replicate(args) -> dict:
     """``--processes N``: the same benchmark in N fresh processes, one after another; the process is the unit.
 
@@ -252,7 +455,7 @@ def replicate(args) -> dict:
             results.append(json.loads(out.read_text()))
             on = results[-1].get("on_overhead")
             print(f"process {i}: " + (f"recording on {on['median']:+.2%}" if on else "done"), flush=True)
-    combined = {k: v for k, v in results[0].items() if k not in ("walls", "walls_with_epoch_end")}
+    combined = {k: v for k, v in results[0].items() if k not in ("walls", "walls_with_epoch_end", "step_sums")}
     combined["processes"] = results
     combined["unit"] = f"{args.processes} processes of {args.rounds} rounds each"
     for key in [k for k, v in results[0].items() if isinstance(v, dict) and "median" in v]:
@@ -266,7 +469,7 @@ def replicate(args) -> dict:
 def child_options(args) -> list:
     """The options of one process of :func:`replicate`: the parent's, but one process and no output of its own."""
     options = ["--rounds", str(args.rounds), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
-    options += ["--subset", str(args.subset), "--variants", ",".join(args.variants)]
+    options += ["--subset", str(args.subset), "--variants", ",".join(args.variants), "--design", args.design]
     options += ["--data-dir", args.data_dir] if args.data_dir else []
     options += ["--threads", str(args.threads)] if args.threads else []
     return options + (["--shared"] if args.shared else [])
@@ -286,6 +489,8 @@ LABELS = {
     "on": "recording on",
     "scopes": "recording on without record.loss",
     "off": "recording off",
+    "offscopes": "recording off without record.loss",
+    "withs": "four with statements on null scopes fetched before the loop",
     "again": "A/A (plain again vs plain)",
 }
 """What each variant's paired figure is called in the output (its key in the JSON: :func:`key`)."""
@@ -337,6 +542,36 @@ def summarize(args, workload: Workload, n: int, variants: list, walls: dict, out
     if "on" in variants:
         result["on_overhead_with_epoch_end"] = interval(np.asarray(outside["on"]) / np.asarray(outside["plain"]))
         result["epoch_end_seconds"] = float(np.median(np.asarray(outside["on"]) - np.asarray(walls["on"])))
+    return result
+
+
+def summarize_steps(args, workload: Workload, n: int, pairs: int, sums: dict) -> dict:
+    """The figures of a step-interleaved run: per variant, the paired ratios of its epochs' two sides."""
+    bare = np.asarray([b for epochs in sums.values() for _, b in epochs])
+    costs = call_costs()
+    step_seconds = float(np.median(bare)) / pairs
+    result = {
+        "workload": {"name": "mnist-mlp", "loop": "store", "batch_size": workload.batch_size, "samples": n},
+        "design": "steps: each epoch alternates the variant's steps with bare ones (ABBA), one model",
+        "threads": workload.threads,
+        "rounds": args.rounds,
+        "order": "variants shuffled each round (seeded)",
+        "step_pairs_per_epoch": pairs,
+        "calls": {
+            **costs,
+            "plain_step_seconds": step_seconds,
+            "on_share_of_step": costs["on_seconds_per_step"] / step_seconds,
+            "off_share_of_step": costs["off_seconds_per_step"] / step_seconds,
+        },
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "loadavg": os.getloadavg(),
+        },
+        "step_sums": sums,
+    }
+    for variant, epochs in sums.items():
+        result[key(variant)] = interval([a / b for a, b in epochs])
     return result
 
 
