@@ -11,26 +11,31 @@ momentum update), in variants that differ only in the instrumentation:
 * ``scopes`` — recording on without ``record.loss``: the scopes alone (keeping every step's loss tensor until
   the epoch ends, as ``record.loss`` and the harness do, has a cost of its own);
 * ``offscopes`` — ``off`` without ``record.loss``: the four scopes and ``record.batches`` alone, recording off;
-* ``withs`` — four ``with`` statements on null scopes fetched once before the loop, recording off: what the
-  ``with`` statement itself costs in the loop, without looking the scopes up (tells the floor of any
-  ``with``-based marks from what the lookups and ``record.loss`` add);
-* ``again`` — ``plain`` once more, with its own copy of the model (an A/A pair): how far two identical loops
-  differ here (tensor addresses, the order within a round), the floor under the figures above.
+* ``fetched`` and ``fetchedoff`` — ``on`` and ``off`` with the four scopes fetched once before the loop
+  (``forward = record.phase("forward")`` …, then ``with forward:``), not looked up at every step;
+* ``withs`` — ``fetchedoff`` without ``record.loss``: the four ``with`` statements alone, the floor of any
+  ``with``-based marks;
+* ``again`` — ``plain`` once more (an A/A pair): how far two identical loops differ here, the floor under the
+  figures above.
 
-Each round runs one epoch of each variant, in an order shuffled anew each round (seeded), so a slow stretch of
-the machine hits every variant alike and no variant always follows the same other one (``--variants`` runs
-fewer, for more rounds in the same time). There is one copy of the model per variant, all with the same initial
-parameters (the work per step does not depend on their values), dealt to the variants anew each round, so no
-variant keeps one copy's tensor addresses; with ``--shared`` they all train one model in turn. The wall time of
-each epoch is read around its loop (for the marked variants inside ``record.epoch()``, as the recorder reads an
-epoch's wall); the recorder's work when an epoch ends — reading the losses, appending the epoch to its file,
-between epochs — is reported apart. One process's figures are the median over rounds of the paired ratios
-``on/plain − 1`` and ``off/plain − 1`` with their 95% percentile-bootstrap interval. Two processes of the same
-code differ by more than that interval (their memory layout), so ``--processes N`` runs the rounds in N fresh
-processes one after another and takes the process as the unit: the mean of the processes' medians with a
-Student-t interval. Because a 0.1% effect is far below what paired epochs resolve on a shared machine, the cost
-of one recorded step's calls is also measured directly (``timeit``) against the plain step's median time. From
-the repository root::
+Two designs (``--design``). **steps** (the default): each round runs one epoch per variant, in an order shuffled
+anew each round (seeded), and inside that epoch the steps alternate between the variant's body and the bare body
+(ABBA: neither side always runs first), all on one model. The two sides of a pair run a millisecond apart in one
+process on the same tensors, so the machine's slow drift and the process's memory layout hit both alike; each
+side takes every other full batch, its rows copied out anew each epoch in a random order; a step is timed from
+its batch request to the end of its update, and the epoch's first pair (cold) is left out. An epoch's figure is
+the ratio of the two sides' summed step seconds. **epochs**: each round runs one whole epoch of each variant
+(``plain`` included), shuffled, each variant on its own copy of the model dealt anew each round (``--shared``:
+one model); the wall time of each epoch is read around its loop, and the recorder's work when an epoch ends is
+reported apart. Paired epochs tens of milliseconds apart differ by several percent on a shared machine, paired
+steps by far less, which is why ``steps`` is the default.
+
+One process's figures are the median over rounds of the paired ratios (``on/plain − 1`` …) with their 95%
+percentile-bootstrap interval. Two processes of the same code can differ by more than that interval (their
+memory layout), so ``--processes N`` runs the rounds in N fresh processes one after another and takes the
+process as the unit: the mean of the processes' medians with a Student-t interval. The cost of one recorded
+step's calls is also measured directly (``timeit``) against the plain step's median time. From the repository
+root::
 
     python benchmarks/record_overhead.py --data-dir ../shared/data --subset 0.25 --threads 1 --rounds 150 \
         --processes 8 --out reports/record-overhead.json
@@ -58,8 +63,12 @@ from perfsuite.core import data
 from perfsuite.core.workload import Workload, initial_parameters
 from perfsuite.impls.store import Memory, MyModel, cross_entropy, get_batches
 
-VARIANTS = ("plain", "off", "on", "scopes", "offscopes", "withs", "again")
-RECORDING = ("on", "scopes")
+VARIANTS = ("plain", "off", "on", "scopes", "offscopes", "fetched", "fetchedoff", "withs", "again")
+RECORDING = ("on", "scopes", "fetched")
+HOISTED = ("fetched", "fetchedoff", "withs")
+"""The variants whose scopes are fetched once, before the loop."""
+LOSSLESS = ("scopes", "offscopes", "withs")
+"""The variants that leave ``record.loss`` out."""
 TURNS = ((True, False), (False, True))
 """The order of a step pair's two sides, alternating (ABBA…): neither side always runs first."""
 
@@ -85,21 +94,25 @@ class Loop:
             mem.apply_grads_sgd_momentum(w.lr, w.momentum)
         return time.perf_counter() - start
 
-    def hoisted(self, order) -> float:
-        """One epoch with four ``with`` statements per step on scopes fetched before the loop (no lookups)."""
+    def hoisted(self, order, losses: bool) -> float:
+        """One epoch of the marked loop with its four scopes fetched once before the loop (no lookup per step)."""
         mem, model, w = self.mem, self.model, self.workload
         forward, loss_, backward, step = (record.phase(name) for name in ("forward", "loss", "backward", "step"))
-        start = time.perf_counter()
-        for x, y in get_batches(self.x, self.y, w.batch_size, order):
-            with forward:
-                logits = model.forward(mem, x)
-            with loss_:
-                loss = cross_entropy(y, logits)
-            with backward:
-                loss.backward()
-            with step:
-                mem.apply_grads_sgd_momentum(w.lr, w.momentum)
-        return time.perf_counter() - start
+        with record.epoch():
+            start = time.perf_counter()
+            for x, y in record.batches(get_batches(self.x, self.y, w.batch_size, order)):
+                with forward:
+                    logits = model.forward(mem, x)
+                with loss_:
+                    loss = cross_entropy(y, logits)
+                with backward:
+                    loss.backward()
+                with step:
+                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                if losses:
+                    record.loss(loss)
+            inside = time.perf_counter() - start
+        return inside
 
     def instrumented(self, order, losses: bool = True) -> float:
         """One epoch of the marked loop; its wall seconds inside ``record.epoch()`` (what the epoch's own
@@ -178,35 +191,40 @@ class Loop:
             next(marked, None)  # the wrapper's final request closes its last step (untimed)
         return sum(a[1:]), sum(b[1:])
 
-    def hoisted_steps(self, order, first: int) -> tuple:
-        """As :meth:`marked_steps`, the marked body being four ``with`` on null scopes fetched before the loop."""
+    def hoisted_steps(self, order, first: int, losses: bool) -> tuple:
+        """As :meth:`marked_steps`, with the four scopes fetched once before the loop (no lookup per step)."""
         mem, model, w = self.mem, self.model, self.workload
         pairs, side_a, side_b = self.halves(order)
         forward, loss_, backward, step = (record.phase(name) for name in ("forward", "loss", "backward", "step"))
         clock = time.perf_counter
         a, b = [], []
-        for i in range(pairs):
-            for turn in TURNS[(i + first) & 1]:
-                if turn:
-                    t0 = clock()
-                    x, y = next(side_a)
-                    with forward:
+        with record.epoch():
+            marked = record.batches(side_a)
+            for i in range(pairs):
+                for turn in TURNS[(i + first) & 1]:
+                    if turn:
+                        t0 = clock()
+                        x, y = next(marked)
+                        with forward:
+                            logits = model.forward(mem, x)
+                        with loss_:
+                            loss = cross_entropy(y, logits)
+                        with backward:
+                            loss.backward()
+                        with step:
+                            mem.apply_grads_sgd_momentum(w.lr, w.momentum)
+                        if losses:
+                            record.loss(loss)
+                        a.append(clock() - t0)
+                    else:
+                        t0 = clock()
+                        x, y = next(side_b)
                         logits = model.forward(mem, x)
-                    with loss_:
                         loss = cross_entropy(y, logits)
-                    with backward:
                         loss.backward()
-                    with step:
                         mem.apply_grads_sgd_momentum(w.lr, w.momentum)
-                    a.append(clock() - t0)
-                else:
-                    t0 = clock()
-                    x, y = next(side_b)
-                    logits = model.forward(mem, x)
-                    loss = cross_entropy(y, logits)
-                    loss.backward()
-                    mem.apply_grads_sgd_momentum(w.lr, w.momentum)
-                    b.append(clock() - t0)
+                        b.append(clock() - t0)
+            next(marked, None)
         return sum(a[1:]), sum(b[1:])
 
     def bare_steps(self, order, first: int) -> tuple:
@@ -248,10 +266,10 @@ def epoch(variant: str, loop: Loop, order, records: Path) -> tuple:
         start = time.perf_counter()
         if variant in ("plain", "again"):
             inside = loop.plain(order)
-        elif variant == "withs":
-            inside = loop.hoisted(order)
+        elif variant in HOISTED:
+            inside = loop.hoisted(order, variant not in LOSSLESS)
         else:
-            inside = loop.instrumented(order, variant not in ("scopes", "offscopes"))
+            inside = loop.instrumented(order, variant not in LOSSLESS)
         return inside, time.perf_counter() - start
     finally:
         if variant in RECORDING:
@@ -266,9 +284,9 @@ def step_epoch(variant: str, loop: Loop, order, first: int, records: Path) -> tu
     try:
         if variant == "again":
             return loop.bare_steps(order, first)
-        if variant == "withs":
-            return loop.hoisted_steps(order, first)
-        return loop.marked_steps(order, first, variant not in ("scopes", "offscopes"))
+        if variant in HOISTED:
+            return loop.hoisted_steps(order, first, variant not in LOSSLESS)
+        return loop.marked_steps(order, first, variant not in LOSSLESS)
     finally:
         if variant in RECORDING:
             record.stop()
@@ -490,7 +508,9 @@ LABELS = {
     "scopes": "recording on without record.loss",
     "off": "recording off",
     "offscopes": "recording off without record.loss",
-    "withs": "four with statements on null scopes fetched before the loop",
+    "fetched": "recording on, scopes fetched before the loop",
+    "fetchedoff": "recording off, scopes fetched before the loop",
+    "withs": "recording off, scopes fetched before the loop, without record.loss",
     "again": "A/A (plain again vs plain)",
 }
 """What each variant's paired figure is called in the output (its key in the JSON: :func:`key`)."""

@@ -21,7 +21,11 @@ off, so they can stay there::
                     opt.zero_grad()
                 record.loss(loss)                 # optional: read after the epoch, never inside timing
 
-``@record.phase("step")`` times every call of a function. ``perfsuite profile
+``record.phase(name)`` hands out one scope per name for the life of the
+process, and :func:`start` / :func:`stop` switch it in place, so a loop whose
+step is a millisecond or less can fetch its scopes once, before the loop
+(``forward = record.phase("forward")``, then ``with forward:``), and skip a
+lookup per phase per step. ``@record.phase("step")`` times every call of a function. ``perfsuite profile
 -- python train.py ARGS…`` runs the script with recording on (it sets
 ``PERFSUITE_RECORD`` to the file the epochs go to) and writes a run folder and
 report; :func:`start` / :func:`stop` switch it on and off in code (the epochs

@@ -226,15 +226,24 @@ def test_bad_phase_names_are_refused_while_off_too(name):
         record.phase(name)
 
 
-def test_start_and_stop_switch_the_scopes_phase_hands_out():
-    off = record.phase("forward")
-    record.start(clock=FakeClock())
+def test_a_scope_fetched_before_the_loop_follows_start_and_stop():
+    forward = record.phase("forward")  # fetched while off, kept across the switches
+    fake = FakeClock()
+    recorder = record.start(clock=fake)
     try:
-        on = record.phase("forward")
-        assert on is not off and on is record.active().scope("forward")
+        assert record.phase("forward") is forward
+        with record.epoch():
+            for _ in record.batches([1, 2]):
+                with forward:
+                    fake.advance(2.0)
+        assert [row[1] for row in recorder.epochs[0]["phases"]] == [2.0, 2.0]
     finally:
         record.stop()
-    assert type(record.phase("forward")) is type(off)
+    null = type(record.phase("loss"))
+    assert record.phase("forward") is forward and type(forward) is null
+    with record.epoch(), forward, forward:  # off again: nothing is timed or checked
+        pass
+    assert len(recorder.epochs) == 1
 
 
 def test_the_off_state_does_nothing_and_shares_null_contexts():
