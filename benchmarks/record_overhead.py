@@ -156,7 +156,9 @@ class Loop:
 
         ``first`` (0 or 1) says which side opens the epoch. ``(a, b)``: the summed wall seconds of the
         marked steps and of the bare ones, each step timed from its batch request to the end of its update;
-        the epoch's first pair is left out (its first step is slow: caches and allocator are cold).
+        the epoch's first pair is left out (its first step is slow: caches and allocator are cold). This
+        loop and its two siblings spell their step bodies out rather than share them through a helper: a
+        call per step would add a Python frame to the very path the benchmark measures.
         """
         mem, model, w = self.mem, self.model, self.workload
         pairs, side_a, side_b = self.halves(order)

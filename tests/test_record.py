@@ -246,6 +246,22 @@ def test_a_scope_fetched_before_the_loop_follows_start_and_stop():
     assert len(recorder.epochs) == 1
 
 
+def test_stopping_inside_a_fetched_scope_closes_the_phase_in_the_recorder_that_opened_it():
+    forward = record.phase("forward")
+    fake = FakeClock()
+    recorder = record.start(clock=fake)
+    try:
+        with record.epoch():
+            for _ in record.batches([1]):
+                with forward:
+                    fake.advance(3.0)
+                    record.stop()
+    finally:
+        record.stop()
+    assert recorder.epochs[0]["phases"] == [[0.0, 3.0, 0.0, 0.0, 0.0]]
+    assert type(forward) is type(record.phase("loss"))
+
+
 def test_the_off_state_does_nothing_and_shares_null_contexts():
     assert record.active() is None
     items = [1, 2]

@@ -151,10 +151,16 @@ class _Scopes(dict):
         return found
 
     def switch(self, recorder) -> None:
-        """Make every kept scope time for ``recorder``, or do nothing when it is ``None``."""
+        """Make every kept scope time for ``recorder``, or do nothing when it is ``None``.
+
+        Switching off keeps each scope's last recorder: a ``with`` whose block
+        called :func:`stop` has already bound the timing ``__exit__``, which
+        then closes the phase in the recorder that opened it.
+        """
         kind = _NullScope if recorder is None else _Scope
         for scope in self.values():
-            scope.recorder = recorder
+            if recorder is not None:
+                scope.recorder = recorder
             scope.__class__ = kind
 
 
