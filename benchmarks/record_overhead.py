@@ -143,7 +143,7 @@ class Loop:
         """
         size = self.workload.batch_size
         chunks = order.split(size)
-        pairs = (len(chunks) - (chunks[-1].numel() < size)) // 2
+        pairs = step_pairs(len(order), size)
         sides = [None, None]
         for side in (0, 1) if self.shuffler.random() < 0.5 else (1, 0):  # which side's copy is allocated first
             rows = torch.cat(chunks[side : 2 * pairs : 2])
@@ -276,6 +276,11 @@ def epoch(variant: str, loop: Loop, order, records: Path) -> tuple:
     finally:
         if variant in RECORDING:
             record.stop()
+
+
+def step_pairs(samples: int, size: int) -> int:
+    """The step pairs of a step-interleaved epoch: half its full batches (:meth:`Loop.halves`)."""
+    return samples // size // 2
 
 
 def step_epoch(variant: str, loop: Loop, order, first: int, records: Path) -> tuple:
@@ -451,10 +456,9 @@ def measure_steps(args) -> dict:
             if r >= args.warmup and not args.quiet:
                 print(
                     f"round {r - args.warmup}: "
-                    + "  ".join(f"{v} {a / b - 1:+.2%}" for v, ((a, b), *_) in ((v, sums[v][-1:]) for v in variants))
+                    + "  ".join(f"{v} {sums[v][-1][0] / sums[v][-1][1] - 1:+.2%}" for v in variants)
                 )
-    pairs = loop.halves(torch.arange(n))[0]
-    return summarize_steps(args, workload, n, pairs, sums)
+    return summarize_steps(args, workload, n, step_pairs(n, workload.batch_size), sums)
 
 
 def replicate(args) -> dict:
@@ -532,19 +536,13 @@ def chosen(parser, text: str) -> list:
     return ["plain"] + [v for v in VARIANTS if v in names and v != "plain"]
 
 
-def summarize(args, workload: Workload, n: int, variants: list, walls: dict, outside: dict) -> dict:
-    """The figures of one run as a JSON-able dict: paired intervals per variant, direct costs, the raw walls."""
-    plain = np.asarray(walls["plain"])
-    steps = -(-n // workload.batch_size)
+def header(args, workload: Workload, n: int, step_seconds: float) -> dict:
+    """What both designs' summaries start with: the workload, the direct per-step costs, the machine."""
     costs = call_costs()
-    step_seconds = float(np.median(plain)) / steps
-    result = {
+    return {
         "workload": {"name": "mnist-mlp", "loop": "store", "batch_size": workload.batch_size, "samples": n},
         "threads": workload.threads,
         "rounds": args.rounds,
-        "order": "shuffled each round (seeded)",
-        "steps_per_epoch": steps,
-        "median_epoch_seconds": {v: float(np.median(walls[v])) for v in variants},
         "calls": {
             **costs,
             "plain_step_seconds": step_seconds,
@@ -556,6 +554,18 @@ def summarize(args, workload: Workload, n: int, variants: list, walls: dict, out
             "cpus": os.cpu_count(),
             "loadavg": os.getloadavg(),
         },
+    }
+
+
+def summarize(args, workload: Workload, n: int, variants: list, walls: dict, outside: dict) -> dict:
+    """The figures of one run as a JSON-able dict: paired intervals per variant, direct costs, the raw walls."""
+    plain = np.asarray(walls["plain"])
+    steps = -(-n // workload.batch_size)
+    result = {
+        **header(args, workload, n, float(np.median(plain)) / steps),
+        "order": "shuffled each round (seeded)",
+        "steps_per_epoch": steps,
+        "median_epoch_seconds": {v: float(np.median(walls[v])) for v in variants},
         "walls": walls,
         "walls_with_epoch_end": outside,
     }
@@ -570,26 +580,11 @@ def summarize(args, workload: Workload, n: int, variants: list, walls: dict, out
 def summarize_steps(args, workload: Workload, n: int, pairs: int, sums: dict) -> dict:
     """The figures of a step-interleaved run: per variant, the paired ratios of its epochs' two sides."""
     bare = np.asarray([b for epochs in sums.values() for _, b in epochs])
-    costs = call_costs()
-    step_seconds = float(np.median(bare)) / pairs
     result = {
-        "workload": {"name": "mnist-mlp", "loop": "store", "batch_size": workload.batch_size, "samples": n},
+        **header(args, workload, n, float(np.median(bare)) / pairs),
         "design": "steps: each epoch alternates the variant's steps with bare ones (ABBA), one model",
-        "threads": workload.threads,
-        "rounds": args.rounds,
         "order": "variants shuffled each round (seeded)",
         "step_pairs_per_epoch": pairs,
-        "calls": {
-            **costs,
-            "plain_step_seconds": step_seconds,
-            "on_share_of_step": costs["on_seconds_per_step"] / step_seconds,
-            "off_share_of_step": costs["off_seconds_per_step"] / step_seconds,
-        },
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(),
-        },
         "step_sums": sums,
     }
     for variant, epochs in sums.items():
