@@ -170,6 +170,13 @@ def test_steady_machine(tmp_path):
     assert found.sentence.startswith("the machine was steady: calibration within ±") and "no steal" in found.sentence
 
 
+def test_steady_calibration_tells_lone_passes_apart():
+    rates = pd.Series([100.0, 102.0, 98.0, 101.0, 99.0, 78.0])
+    assert noise._calibration_words(rates) == "calibration within ±2.5% but for 1 lone pass (at most 22% off)"
+    assert noise._calibration_words(rates.iloc[:5]) == "calibration within ±2.0%"
+    assert noise._calibration_words(pd.Series([math.nan, math.nan])) == "calibration not recorded"
+
+
 @pytest.mark.parametrize("swing", [False, True])
 def test_other_processes_throughout(tmp_path, swing):
     folder = make_run(tmp_path / "r", epochs=6, warmup=1, steps=20, noise=0.03)
