@@ -343,11 +343,15 @@ def _unsettled(table: pd.DataFrame) -> bool:
     return any(w > DROP for w in walls if math.isfinite(w))
 
 
-def _spread(values: pd.Series) -> float:
+def _offsets(values: pd.Series) -> pd.Series:
+    """How far each finite value lies from their median, relative to it (``|v / median − 1|``)."""
     values = values[np.isfinite(values)]
-    if values.empty:
-        return math.nan
-    return float((values / values.median() - 1.0).abs().max())
+    return (values / values.median() - 1.0).abs()
+
+
+def _spread(values: pd.Series) -> float:
+    offsets = _offsets(values)
+    return float(offsets.max()) if len(offsets) else math.nan
 
 
 def _calibration_words(rates: pd.Series) -> str:
@@ -356,10 +360,9 @@ def _calibration_words(rates: pd.Series) -> str:
     A lone pass that far off is not a stretch (the two-group split did not
     find one), so "within ±20%" would overstate the spread of the rest.
     """
-    rates = rates[np.isfinite(rates)]
-    if rates.empty:
+    off = _offsets(rates)
+    if off.empty:
         return "calibration not recorded"
-    off = (rates / rates.median() - 1.0).abs()
     lone = off[off > DROP]
     text = f"calibration within ±{off[off <= DROP].max():.1%}"
     if len(lone):
