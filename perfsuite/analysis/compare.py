@@ -54,7 +54,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from perfsuite.analysis import stats
+from perfsuite.analysis import settle, stats
+from perfsuite.analysis.noise import round_cost
 from perfsuite.core.errors import UsageError
 from perfsuite.core.interface import OTHER, PHASES
 from perfsuite.core.workload import DEFAULT_WORKLOAD
@@ -177,11 +178,27 @@ def per_round(rounds, values) -> np.ndarray:
     return np.asarray([np.median(values[rounds == r]) for r in np.unique(rounds)], dtype=float)
 
 
+def epoch_values(run: Run, impl: str, quantity: str, reference: str | None = None) -> tuple:
+    """``(rounds, values)`` of one quantity of ``impl``, one per measured epoch, with each epoch's round.
+
+    Raw seconds; with ``reference``, the within-run ratios to the reference's
+    :func:`calibrator` of the same (round, epoch) (epochs where it is positive).
+    """
+    name = column(quantity)
+    if reference is None:
+        frame = run.measured(impl)
+        return frame["round"].to_numpy(), frame[name].to_numpy(dtype=float)
+    by = column(calibrator(quantity))
+    ref = run.measured(reference)[[*PAIR_KEYS, by]].rename(columns={by: "reference"})
+    paired = run.measured(impl)[[*PAIR_KEYS, name]].merge(ref, on=PAIR_KEYS)
+    paired = paired[paired["reference"] > 0]
+    return paired["round"].to_numpy(), (paired[name] / paired["reference"]).to_numpy(dtype=float)
+
+
 def _raw(run: Run, impl: str, quantity: str, rounds: bool = False) -> np.ndarray:
     """Seconds of one quantity in each measured epoch (with ``rounds``, each round's median)."""
-    frame = run.measured(impl)
-    values = frame[column(quantity)].to_numpy(dtype=float)
-    return per_round(frame["round"], values) if rounds else values
+    round_of, values = epoch_values(run, impl, quantity)
+    return per_round(round_of, values) if rounds else values
 
 
 def calibrator(quantity: str) -> str:
@@ -190,16 +207,9 @@ def calibrator(quantity: str) -> str:
 
 
 def _calibrated(run: Run, impl: str, quantity: str, reference: str, rounds: bool = False) -> np.ndarray:
-    """Within-run ratios: seconds of one quantity over the reference's :func:`calibrator` of the same (round, epoch).
-
-    With ``rounds``, each round's median ratio.
-    """
-    name, by = column(quantity), column(calibrator(quantity))
-    ref = run.measured(reference)[[*PAIR_KEYS, by]].rename(columns={by: "reference"})
-    paired = run.measured(impl)[[*PAIR_KEYS, name]].merge(ref, on=PAIR_KEYS)
-    paired = paired[paired["reference"] > 0]
-    ratios = (paired[name] / paired["reference"]).to_numpy(dtype=float)
-    return per_round(paired["round"], ratios) if rounds else ratios
+    """Within-run ratios to ``reference``, one per measured epoch (with ``rounds``, each round's median)."""
+    round_of, ratios = epoch_values(run, impl, quantity, reference)
+    return per_round(round_of, ratios) if rounds else ratios
 
 
 def epoch_share(run: Run, impl: str, quantity: str) -> float:
@@ -401,6 +411,82 @@ def power_note(rows: list, alpha: float) -> str:
     )
 
 
+def _costs(run: Run) -> tuple:
+    """``(round, epoch)`` seconds of ``run``: every implementation's new round and median epoch, summed."""
+    names = run.measured_impls
+    epoch = sum(stats.median(_raw(run, n, "epoch")) for n in names)
+    return sum(round_cost(run, n) for n in names), epoch
+
+
+def _design(base: Run, new: Run, row: Row, threshold: float, need: int, reference: str | None):
+    """The :class:`settle.Design` that would settle ``row``, or ``None`` when none is affordable."""
+    now, aim = settle.log_half_width(row.low, row.high), settle.goal(row.ratio, threshold)
+    per_round, per_epoch = _costs(base)
+    if not row.mode.endswith(BY_ROUND):
+        return settle.by_epochs(now, round(math.sqrt(row.n_base * row.n_new)), aim, need, per_epoch)
+    splits = [settle.split(*epoch_values(run, row.impl, row.quantity, reference)) for run in (base, new)]
+    if None in splits:
+        return None
+    fewest = max(need, min(row.n_base, row.n_new))
+    return settle.by_rounds(*splits, now, aim, fewest, per_round, per_epoch)
+
+
+def _design_words(design, by_rounds: bool) -> str:
+    minutes = (
+        f"about {design.seconds / 60:.1f} min a run" if design.seconds >= 60 else f"about {design.seconds:.0f} s a run"
+    )
+    if not by_rounds:
+        return f"about {design.epochs} epochs in each run ({minutes})"
+    return (
+        f"about {design.rounds} rounds of {design.epochs} epochs in each run (--fresh-workers --repeats "
+        f"{design.rounds} --epochs {design.epochs}, {minutes}; its epochs, not its processes, carry "
+        f"{design.within_share:.0%} of a round's variance)"
+    )
+
+
+def _percent(row: Row) -> str:
+    return f"{math.expm1(settle.log_half_width(row.low, row.high)):.1%}"
+
+
+def settle_note(base: Run, new: Run, rows: list, threshold: float, alpha: float, reference: str | None) -> str:
+    """What would settle the ``inconclusive`` rows (:mod:`perfsuite.analysis.settle`), else ``""``.
+
+    The rows whose ratio lies beyond the margin come first (they are the
+    ones that could fail the gate): the note gives the design of the most
+    demanding of them that an affordable measurement settles (of every
+    inconclusive row when none is beyond), and names the rows whose ratio
+    sits too near the margin's edge for any.
+    """
+    open_rows = [r for r in rows if r.verdict == "inconclusive"]
+    beyond = [
+        r
+        for r in open_rows
+        if math.isfinite(r.ratio) and r.ratio > 0 and abs(math.log(r.ratio)) > math.log1p(threshold)
+    ]
+    pool = beyond or open_rows
+    if not pool:
+        return ""
+    need = epochs_needed(sum(math.isfinite(r.p_adjusted) for r in rows), alpha)
+    designs = [(r, _design(base, new, r, threshold, need, None if r.impl == reference else reference)) for r in pool]
+    doable = [(r, d) for r, d in designs if d is not None]
+    words = []
+    if doable:
+        row, design = max(doable, key=lambda item: item[1].seconds)
+        kind = " beyond the margin" if beyond else ""
+        among = f", the most demanding of {len(pool)} inconclusive rows{kind}" if len(pool) > 1 else ""
+        words.append(
+            f"to settle {row.impl} {row.quantity} (×{row.ratio:.3f} ±{_percent(row)}, needs "
+            f"±{math.expm1(design.goal):.1%}){among}, measure " + _design_words(design, row.mode.endswith(BY_ROUND))
+        )
+    stuck = [f"{r.impl} {r.quantity} ×{r.ratio:.3f}" for r, d in designs if d is None]
+    if stuck:
+        words.append(
+            f"{', '.join(stuck)}: no measurement within an hour a run settles {'them' if len(stuck) > 1 else 'it'} "
+            "(the ratio sits too near the margin's edge for its noise)"
+        )
+    return "; ".join(words)
+
+
 def compare_runs(
     base: Run,
     new: Run,
@@ -419,7 +505,8 @@ def compare_runs(
     fail the gate (all but the reference's and phases under 5% of the epoch
     in both runs) are adjusted together (Benjamini–Hochberg) before the verdicts. ``notes``
     are warnings: implementations measured in one run only, the drift line
-    (:func:`drift_note`), with ``raw`` :func:`raw_note`, and :func:`power_note`.
+    (:func:`drift_note`), with ``raw`` :func:`raw_note`, :func:`power_note`, and what would settle the
+    inconclusive rows (:func:`settle_note`).
     """
     common = [n for n in base.measured_impls if n in new.measured_impls]
     if not common:
@@ -446,6 +533,12 @@ def compare_runs(
         _decide(replace(r, p_adjusted=next(adjusted)), threshold, alpha) if g else _ungated(r, ref)
         for r, g, ref in zip(rows, gated, refs, strict=True)
     ]
-    extra = (drift_note(base, new, reference, raw, seed), raw and raw_note(reference), power_note(rows, alpha))
+    settling = settle_note(base, new, rows, threshold, alpha, None if raw else reference)
+    extra = (
+        drift_note(base, new, reference, raw, seed),
+        raw and raw_note(reference),
+        power_note(rows, alpha),
+        settling,
+    )
     notes += [n for n in extra if n]
     return rows, notes

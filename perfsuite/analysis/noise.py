@@ -491,8 +491,10 @@ def variance_split(run: Run, impl: str, target: float = TARGET, confidence: floa
         round_var, note = max(float(by_round.mean().var(ddof=1)) - within / float(by_round.size().mean()), 0.0), ""
     epoch_var = max(_zero_nan(within) - step_var, 0.0)
     epoch_cost = float(np.median(walls["wall_seconds"]))
-    round_cost = _round_cost(run, impl)
-    n, r = suggest(float(walls["wall_seconds"].mean()), _zero_nan(round_var), _zero_nan(within), round_cost, epoch_cost)
+    cost_of_round = round_cost(run, impl)
+    n, r = suggest(
+        float(walls["wall_seconds"].mean()), _zero_nan(round_var), _zero_nan(within), cost_of_round, epoch_cost
+    )
     return VarianceSplit(
         impl=impl,
         rounds=rounds,
@@ -502,7 +504,7 @@ def variance_split(run: Run, impl: str, target: float = TARGET, confidence: floa
         round_var=round_var,
         epoch_var=epoch_var,
         step_var=step_var,
-        round_cost=round_cost,
+        round_cost=cost_of_round,
         epoch_cost=epoch_cost,
         suggested_rounds=n,
         suggested_epochs=r,
@@ -510,7 +512,7 @@ def variance_split(run: Run, impl: str, target: float = TARGET, confidence: floa
     )
 
 
-def _round_cost(run: Run, impl: str) -> float:
+def round_cost(run: Run, impl: str) -> float:
     """Seconds a new round costs ``impl``: worker start, median set-up and the round's warm-up epochs."""
     status = run.status(impl)
     setups = [s.get("setup_seconds") for s in status.get("setups") or [] if s.get("setup_seconds") is not None]
