@@ -9,6 +9,7 @@ from scipy import stats
 
 from perfsuite import cli
 from perfsuite.analysis import compare, settle
+from perfsuite.analysis.ab import Pair, ab_rows
 from perfsuite.results.reader import load_run
 from tests.fakerun import FAST, SLOW, make_run, scale_phase, set_meta
 
@@ -137,3 +138,17 @@ def test_no_note_when_every_row_is_settled(tmp_path):
     rows, notes = compare.compare_runs(load_run(base), load_run(base))
     assert all(r.verdict != "inconclusive" for r in rows)
     assert not [n for n in notes if "settle" in n]
+
+
+def test_ab_says_what_would_settle_its_rows(tmp_path):
+    """The same note for ``perfsuite ab``: one interleaved run, the rounds' paired ratios."""
+    sides = {"store@base": FAST, "store@new": FAST}
+    run = set_meta(make_run(tmp_path / "ab", sides, epochs=3, rounds=3, steps=10, noise=0.8), fresh_workers=True)
+    scale_phase(run, tmp_path / "slow", "store@new", "step", 1.15)
+    result = ab_rows(load_run(tmp_path / "slow"), [Pair("store", "store@base", "store@new")], 0.05, 0.05)
+    step = next(r for r in result.rows if r.quantity == "step")
+    assert step.verdict == "inconclusive", step
+    assert any(
+        re.match(r"to settle store \w+ .* measure about \d+ rounds of \d+ epochs \(--fresh-workers", n)
+        for n in result.notes
+    ), result.notes

@@ -29,7 +29,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from perfsuite.analysis import stats
+from perfsuite.analysis import settle, stats
 from perfsuite.analysis.compare import (
     NEGLIGIBLE_SHARE,
     QUANTITIES,
@@ -40,6 +40,7 @@ from perfsuite.analysis.compare import (
     epoch_share,
     epochs_needed,
     per_round,
+    run_costs,
 )
 from perfsuite.core.errors import UsageError
 from perfsuite.results.reader import PAIR_KEYS, Run
@@ -156,6 +157,32 @@ def power_note(rows: list, alpha: float) -> str:
     )
 
 
+def settle_note(run: Run, pairs: list, rows: list, threshold: float, alpha: float) -> str:
+    """What would settle the ``inconclusive`` rows (:func:`perfsuite.analysis.settle.note`), else ``""``.
+
+    By round, each round's paired ratio is the sample and the split is of the
+    epochs' paired ratios; by epoch, the pairs are (the signed-rank floor sets
+    the fewest).
+    """
+    if not any(r.verdict == "inconclusive" for r in rows):
+        return ""
+    by_impl = {p.impl: p for p in pairs}
+    gated = sum(math.isfinite(r.p_adjusted) for r in rows)
+    per_round, per_epoch = run_costs(run)
+
+    def design(row: Row):
+        now, aim = settle.log_half_width(row.low, row.high), settle.goal(row.ratio, threshold)
+        if row.mode != MODE_BY_ROUND:
+            return settle.by_epochs(now, row.n_base, aim, epochs_needed(gated, alpha, stats.min_wilcoxon_p), per_epoch)
+        base, new, round_of = _paired(run, by_impl[row.impl], row.quantity)
+        split = settle.split(round_of, stats.paired_ratios(new, base))
+        if split is None:
+            return None
+        return settle.by_rounds(split, split, now, aim, max(2, row.n_base), per_round, per_epoch)
+
+    return settle.note(rows, threshold, design)
+
+
 def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = stats.SEED) -> AbResult:
     """Every quantity of every pair, with Benjamini–Hochberg over the gated rows, then the verdicts.
 
@@ -178,8 +205,8 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
         for r, g in zip(rows, gated, strict=True)
     ]
     unit = "the rounds, each in fresh worker processes" if rounds else "the epochs of one process per side"
-    warning = "" if rounds else power_note(rows, alpha)
-    notes = [warning, f"the samples are {unit}"] if warning else [f"the samples are {unit}"]
+    warnings = ["" if rounds else power_note(rows, alpha), settle_note(run, pairs, rows, threshold, alpha)]
+    notes = [w for w in warnings if w] + [f"the samples are {unit}"]
     return AbResult(rows, notes, threshold, alpha, seed)
 
 

@@ -411,7 +411,7 @@ def power_note(rows: list, alpha: float) -> str:
     )
 
 
-def _costs(run: Run) -> tuple:
+def run_costs(run: Run) -> tuple:
     """``(round, epoch)`` seconds of ``run``: every implementation's new round and median epoch, summed."""
     names = run.measured_impls
     epoch = sum(stats.median(_raw(run, n, "epoch")) for n in names)
@@ -421,7 +421,7 @@ def _costs(run: Run) -> tuple:
 def _design(base: Run, new: Run, row: Row, threshold: float, need: int, reference: str | None):
     """The :class:`settle.Design` that would settle ``row``, or ``None`` when none is affordable."""
     now, aim = settle.log_half_width(row.low, row.high), settle.goal(row.ratio, threshold)
-    per_round, per_epoch = _costs(base)
+    per_round, per_epoch = run_costs(base)
     if not row.mode.endswith(BY_ROUND):
         return settle.by_epochs(now, round(math.sqrt(row.n_base * row.n_new)), aim, need, per_epoch)
     splits = [settle.split(*epoch_values(run, row.impl, row.quantity, reference)) for run in (base, new)]
@@ -431,60 +431,14 @@ def _design(base: Run, new: Run, row: Row, threshold: float, need: int, referenc
     return settle.by_rounds(*splits, now, aim, fewest, per_round, per_epoch)
 
 
-def _design_words(design, by_rounds: bool) -> str:
-    minutes = (
-        f"about {design.seconds / 60:.1f} min a run" if design.seconds >= 60 else f"about {design.seconds:.0f} s a run"
-    )
-    if not by_rounds:
-        return f"about {design.epochs} epochs in each run ({minutes})"
-    return (
-        f"about {design.rounds} rounds of {design.epochs} epochs in each run (--fresh-workers --repeats "
-        f"{design.rounds} --epochs {design.epochs}, {minutes}; its epochs, not its processes, carry "
-        f"{design.within_share:.0%} of a round's variance)"
-    )
-
-
-def _percent(row: Row) -> str:
-    return f"{math.expm1(settle.log_half_width(row.low, row.high)):.1%}"
-
-
 def settle_note(base: Run, new: Run, rows: list, threshold: float, alpha: float, reference: str | None) -> str:
-    """What would settle the ``inconclusive`` rows (:mod:`perfsuite.analysis.settle`), else ``""``.
-
-    The rows whose ratio lies beyond the margin come first (they are the
-    ones that could fail the gate): the note gives the design of the most
-    demanding of them that an affordable measurement settles (of every
-    inconclusive row when none is beyond), and names the rows whose ratio
-    sits too near the margin's edge for any.
-    """
-    open_rows = [r for r in rows if r.verdict == "inconclusive"]
-    beyond = [
-        r
-        for r in open_rows
-        if math.isfinite(r.ratio) and r.ratio > 0 and abs(math.log(r.ratio)) > math.log1p(threshold)
-    ]
-    pool = beyond or open_rows
-    if not pool:
-        return ""
+    """What would settle the ``inconclusive`` rows (:func:`perfsuite.analysis.settle.note`), else ``""``."""
     need = epochs_needed(sum(math.isfinite(r.p_adjusted) for r in rows), alpha)
-    designs = [(r, _design(base, new, r, threshold, need, None if r.impl == reference else reference)) for r in pool]
-    doable = [(r, d) for r, d in designs if d is not None]
-    words = []
-    if doable:
-        row, design = max(doable, key=lambda item: item[1].seconds)
-        kind = " beyond the margin" if beyond else ""
-        among = f", the most demanding of {len(pool)} inconclusive rows{kind}" if len(pool) > 1 else ""
-        words.append(
-            f"to settle {row.impl} {row.quantity} (×{row.ratio:.3f} ±{_percent(row)}, needs "
-            f"±{math.expm1(design.goal):.1%}){among}, measure " + _design_words(design, row.mode.endswith(BY_ROUND))
-        )
-    stuck = [f"{r.impl} {r.quantity} ×{r.ratio:.3f}" for r, d in designs if d is None]
-    if stuck:
-        words.append(
-            f"{', '.join(stuck)}: no measurement within an hour a run settles {'them' if len(stuck) > 1 else 'it'} "
-            "(the ratio sits too near the margin's edge for its noise)"
-        )
-    return "; ".join(words)
+
+    def design(row: Row):
+        return _design(base, new, row, threshold, need, None if row.impl == reference else reference)
+
+    return settle.note(rows, threshold, design, " in each run")
 
 
 def compare_runs(

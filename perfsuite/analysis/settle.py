@@ -42,6 +42,7 @@ over :data:`MAX_SECONDS` a run counts as none.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,8 @@ class Design:
     """The log half-width the design aims at (``h*``)."""
     within_share: float = 1.0
     """The share of one round's variance that comes from its epochs (``T_e² / r̄`` over ``V`` per round)."""
+    fresh: bool = True
+    """Rounds of fresh worker processes (``False``: epochs of one process per implementation)."""
 
 
 def split(rounds, values) -> Split | None:
@@ -148,4 +151,56 @@ def by_epochs(now: float, epochs: int, aim: float, min_epochs: int, epoch_cost: 
         return None
     m = max(2, min_epochs, math.ceil(epochs * (now / aim) ** 2))
     seconds = m * epoch_cost
-    return Design(1, m, seconds, aim) if seconds <= MAX_SECONDS else None
+    return Design(1, m, seconds, aim, fresh=False) if seconds <= MAX_SECONDS else None
+
+
+def _words(design: Design, each: str) -> str:
+    """The design as a measurement to make, with its options and its cost."""
+    cost = (
+        f"about {design.seconds / 60:.1f} min a run" if design.seconds >= 60 else f"about {design.seconds:.0f} s a run"
+    )
+    if not design.fresh:
+        return f"about {design.epochs} epochs{each} ({cost})"
+    return (
+        f"about {design.rounds} rounds of {design.epochs} epochs{each} (--fresh-workers --repeats {design.rounds} "
+        f"--epochs {design.epochs}, {cost}; its epochs, not its processes, carry {design.within_share:.0%} of a "
+        "round's variance)"
+    )
+
+
+def _beyond(row, threshold: float) -> bool:
+    return math.isfinite(row.ratio) and row.ratio > 0 and abs(math.log(row.ratio)) > math.log1p(threshold)
+
+
+def note(rows: list, threshold: float, design_of: Callable, each: str = "") -> str:
+    """One sentence of what would settle the ``inconclusive`` rows, else ``""``.
+
+    ``design_of(row)`` gives a row's :class:`Design` or ``None``. The rows
+    whose ratio lies beyond the margin come first (they are the ones that
+    could fail the gate): the sentence gives the design of the most demanding
+    of them that an affordable measurement settles (of every inconclusive row
+    when none is beyond), and names the rows none would settle. ``each``
+    follows the epoch count (``" in each run"`` for two runs).
+    """
+    open_rows = [r for r in rows if r.verdict == "inconclusive"]
+    beyond = [r for r in open_rows if _beyond(r, threshold)]
+    pool = beyond or open_rows
+    designs = [(r, design_of(r)) for r in pool]
+    doable = [(r, d) for r, d in designs if d is not None]
+    words = []
+    if doable:
+        row, design = max(doable, key=lambda item: item[1].seconds)
+        kind = " beyond the margin" if beyond else ""
+        among = f", the most demanding of {len(pool)} inconclusive rows{kind}" if len(pool) > 1 else ""
+        width = math.expm1(log_half_width(row.low, row.high))
+        words.append(
+            f"to settle {row.impl} {row.quantity} (×{row.ratio:.3f} ±{width:.1%}, needs ±{math.expm1(design.goal):.1%})"
+            f"{among}, measure {_words(design, each)}"
+        )
+    stuck = [f"{r.impl} {r.quantity} ×{r.ratio:.3f}" for r, d in designs if d is None]
+    if stuck:
+        words.append(
+            f"{', '.join(stuck)}: no measurement within an hour a run settles {'them' if len(stuck) > 1 else 'it'} "
+            "(the ratio sits too near the margin's edge for its noise)"
+        )
+    return "; ".join(words)
