@@ -88,6 +88,7 @@ def test_meta_and_summary(run_dir):
     assert meta["software"]["torchvision"] and "commit" in meta["software"]
     assert meta["dataset"]["kind"] in ("mnist", "synthetic")
     assert meta["implementations"]["store"]["status"] == "ok"
+    assert meta["measuring_seconds"] >= pd.read_csv(run_dir / "epochs.csv")["wall_seconds"].sum()
     summary = json.loads((run_dir / "summary.json").read_text())
     store = summary["implementations"]["store"]
     assert store["measured_epochs"] == 2

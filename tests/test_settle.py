@@ -152,3 +152,14 @@ def test_ab_says_what_would_settle_its_rows(tmp_path):
         re.match(r"to settle store \w+ .* measure about \d+ rounds of \d+ epochs \(--fresh-workers", n)
         for n in result.notes
     ), result.notes
+
+
+def test_a_round_costs_what_the_run_took_beyond_its_epochs(tmp_path):
+    folder = make_run(tmp_path / "r", IMPLS, epochs=4, rounds=3, steps=10)
+    run = load_run(folder)
+    walls = run.epochs[run.epochs["warmup"] == 0].groupby("impl")["wall_seconds"].median()
+    per_round, per_epoch = compare.run_costs(load_run(set_meta(folder, measuring_seconds=30.0)))
+    assert per_epoch == pytest.approx(walls.sum())
+    assert per_round == pytest.approx(10.0 - 4 * walls.sum())
+    warm = run.epochs[run.epochs["warmup"] == 1].groupby("impl")["wall_seconds"].median()
+    assert compare.run_costs(run)[0] == pytest.approx(sum(0.4 + 0.1 + warm[n] for n in IMPLS)), "start, set-up, warm-up"

@@ -412,9 +412,22 @@ def power_note(rows: list, alpha: float) -> str:
 
 
 def run_costs(run: Run) -> tuple:
-    """``(round, epoch)`` seconds of ``run``: every implementation's new round and median epoch, summed."""
+    """``(round, epoch)``: what one more round and one more pass of every implementation cost ``run``, in seconds.
+
+    A pass is every implementation's median epoch and the median calibration
+    probe. A round is what the run took beyond its measured passes, per round,
+    from ``meta.json``'s ``measuring_seconds`` (workers' start, set-up,
+    warm-up, the parent's bookkeeping); a run without it counts each
+    implementation's recorded start, set-up and warm-up instead.
+    """
     names = run.measured_impls
-    epoch = sum(stats.median(_raw(run, n, "epoch")) for n in names)
+    probes = run.calibration["probe_seconds"]
+    epoch = sum(stats.median(_raw(run, n, "epoch")) for n in names) + (stats.median(probes) if len(probes) else 0.0)
+    elapsed = run.meta.get("measuring_seconds")
+    rounds = run.epochs["round"].nunique()
+    if isinstance(elapsed, (int, float)) and elapsed > 0 and rounds:
+        passes = max(len(run.measured(n)) for n in names) / rounds
+        return max(elapsed / rounds - passes * epoch, 0.0), epoch
     return sum(round_cost(run, n) for n in names), epoch
 
 

@@ -7,6 +7,7 @@ per point), so both record a run the same way.
 from pathlib import Path
 
 from perfsuite.core import metadata
+from perfsuite.core.clock import Clock, monotonic
 from perfsuite.core.errors import UsageError
 from perfsuite.measure import machine, probes
 from perfsuite.measure.runner import Runner
@@ -28,6 +29,7 @@ def measure(
     shuffle=None,
     sides: dict = None,
     fresh_workers: bool = False,
+    clock: Clock = monotonic,
 ) -> tuple:
     """Run ``impls`` interleaved into the existing, empty run ``folder``.
 
@@ -54,7 +56,9 @@ def measure(
     (both for ``perfsuite ab``; see :class:`~perfsuite.measure.runner.Runner`).
     ``fresh_workers`` starts every round after the first in new worker
     processes (``meta.json``'s ``fresh_workers`` says so; the analyses then
-    take the round as their unit).
+    take the round as their unit). When every round has run, ``meta.json``'s
+    ``measuring_seconds`` is the ``clock`` time from the first worker's start to
+    the last epoch, what the design cost (roofline probes aside).
     """
     out = writer.ResultsWriter(folder)
     meta = {
@@ -96,8 +100,10 @@ def measure(
     if on_started:
         on_started()
     status = "interrupted"
+    started = clock()
     try:
         handles = runner.run()
+        meta["measuring_seconds"] = clock() - started
         status = "complete" if all(h.status in ("ok", "unavailable") for h in handles) else "failed"
         if plan.refusal:
             status = "failed"
