@@ -16,8 +16,10 @@ machine hits both kinds alike.
 Every pair is then judged by each mode in :data:`MODES` (``perfsuite compare``, calibrated, and
 ``perfsuite compare --raw``): the command's exit status, and its rows (from ``compare_runs``, the function the
 command calls). The third mode, ``ab``, measures the pair itself: one ``perfsuite ab`` run of two side folders
-holding the same implementations, the new side's slowstep slowed in an A/B pair (its rows from ``ab.json``).
-Per mode the table and ``OUT/compare_rates.json`` give:
+holding the same implementations, the new side's slowstep slowed in an A/B pair (its rows from ``ab_rows``, the
+function the command calls, on its run folder). Each judgement also keeps what the mode said would settle its
+inconclusive rows (``settle``; :mod:`perfsuite.analysis.settle`). Per mode the table and
+``OUT/compare_rates.json`` give:
 
 * false-alarm rate: A/A pairs with any row ``slower`` (a CI gate failing for nothing);
 * detection rate: A/B pairs where slowstep's ``step`` or ``epoch`` is ``slower``;
@@ -57,7 +59,7 @@ from scipy.stats import binomtest
 
 from perfsuite.analysis.ab import Pair as AbPair
 from perfsuite.analysis.ab import ab_rows
-from perfsuite.analysis.compare import compare_runs, parse_threshold
+from perfsuite.analysis.compare import compare_runs, parse_threshold, settle_note
 from perfsuite.core.metadata import git_commit
 from perfsuite.core.registry import builtin
 from perfsuite.results.reader import load_run
@@ -99,6 +101,8 @@ class Judgement:
     inconclusive: list = field(default_factory=list)
     slowed: dict = field(default_factory=dict)
     """The slowed implementation's :data:`DETECTED_BY` rows: ``[ratio, low, high, adjusted p]`` by quantity."""
+    settle: str = ""
+    """What the mode's note said would settle its inconclusive rows (``""`` when none is, or for raw)."""
 
     def alarm(self) -> bool:
         """Any row slower: the gate fails."""
@@ -118,10 +122,10 @@ def _compare_command(raw: bool) -> Callable:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode not in (0, 1):
             raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()}")
-        rows, _ = compare_runs(
-            load_run(pair.base), load_run(pair.new), parse_threshold(opts.threshold), opts.alpha, raw=raw
-        )
-        return _judgement(done.returncode, [asdict(r) for r in rows])
+        base, new, threshold = load_run(pair.base), load_run(pair.new), parse_threshold(opts.threshold)
+        rows, _ = compare_runs(base, new, threshold, opts.alpha, raw=raw)
+        advice = "" if raw else settle_note(base, new, rows, threshold, opts.alpha, REFERENCE)
+        return _judgement(done.returncode, [asdict(r) for r in rows], advice)
 
     return judge
 
@@ -156,25 +160,29 @@ def _ab_command(pair: Pair, opts) -> Judgement:
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         raise SystemExit(f"compare_rates: {' '.join(command)} failed: {done.stderr.strip()[-2000:]}")
-    rows = json.loads((where / "run" / "ab.json").read_text())["rows"]
-    return _judgement(done.returncode, rows)
+    return _ab_again(where / "run", opts, done.returncode)
 
 
-def _ab_again(folder: Path, opts) -> Judgement:
-    """The verdicts ``perfsuite ab`` gives the run in ``folder`` with this checkout's analysis (exit 1 on slower)."""
+def _ab_again(folder: Path, opts, status: int | None = None) -> Judgement:
+    """The verdicts ``perfsuite ab`` gives the run in ``folder`` with this checkout's analysis.
+
+    ``status`` is the command's exit status when it was just run; judged again, 1 when a row is slower.
+    """
     run = load_run(folder)
     pairs = [AbPair(**p) for p in run.meta["ab"]["pairs"]]
-    rows = ab_rows(run, pairs, parse_threshold(opts.threshold), opts.alpha).rows
-    return _judgement(int(any(r.verdict == "slower" for r in rows)), [asdict(r) for r in rows])
+    result = ab_rows(run, pairs, parse_threshold(opts.threshold), opts.alpha)
+    rows = [asdict(r) for r in result.rows]
+    status = int(any(r["verdict"] == "slower" for r in rows)) if status is None else status
+    return _judgement(status, rows, result.settle)
 
 
-def _judgement(status: int, rows: list) -> Judgement:
+def _judgement(status: int, rows: list, advice: str = "") -> Judgement:
     """A :class:`Judgement` from an exit status and rows (dicts with a compare row's fields)."""
     names = {v: [f"{r['impl']} {r['quantity']}" for r in rows if r["verdict"] == v] for v in ("slower", "inconclusive")}
     figures = ("ratio", "low", "high", "p_adjusted")
     watched = [r for r in rows if r["impl"] == SLOWED and r["quantity"] in DETECTED_BY]
     slowed = {r["quantity"]: [r[k] for k in figures] for r in watched}
-    return Judgement(status, names["slower"], names["inconclusive"], slowed)
+    return Judgement(status, names["slower"], names["inconclusive"], slowed, advice)
 
 
 MODES = {

@@ -70,6 +70,8 @@ class AbResult:
     threshold: float = 0.05
     alpha: float = 0.05
     seed: int = stats.SEED
+    settle: str = ""
+    """What would settle the inconclusive rows (:func:`settle_note`; also among ``notes``)."""
 
     @property
     def slower(self) -> list:
@@ -205,9 +207,9 @@ def ab_rows(run: Run, pairs: list, threshold: float, alpha: float, seed: int = s
         for r, g in zip(rows, gated, strict=True)
     ]
     unit = "the rounds, each in fresh worker processes" if rounds else "the epochs of one process per side"
-    warnings = ["" if rounds else power_note(rows, alpha), settle_note(run, pairs, rows, threshold, alpha)]
-    notes = [w for w in warnings if w] + [f"the samples are {unit}"]
-    return AbResult(rows, notes, threshold, alpha, seed)
+    advice = settle_note(run, pairs, rows, threshold, alpha)
+    notes = [w for w in ("" if rounds else power_note(rows, alpha), advice) if w] + [f"the samples are {unit}"]
+    return AbResult(rows, notes, threshold, alpha, seed, advice)
 
 
 def write_ab(folder: Path, result: AbResult) -> Path:
