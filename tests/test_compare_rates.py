@@ -3,8 +3,11 @@
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from tests.fakerun import FAST, make_run, scale_phase, set_meta
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_rates.py"
 
@@ -70,3 +73,17 @@ def test_judging_again_needs_a_measured_benchmark(cr, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         cr.parse_args(["--out", str(tmp_path), "--rejudge"])
     assert exit_.value.code == 2 and "compare_rates.json does not exist" in capsys.readouterr().err
+
+
+def test_an_ab_run_is_judged_again_with_what_would_settle_it(cr, tmp_path):
+    sides = {"slowstep@base": FAST, "slowstep@new": FAST}
+    run = make_run(tmp_path / "ab", sides, epochs=3, rounds=3, steps=10, noise=0.8)
+    slow = scale_phase(run, tmp_path / "slow", "slowstep@new", "step", 1.15)
+    set_meta(
+        slow, fresh_workers=True, ab={"pairs": [{"impl": "slowstep", "base": "slowstep@base", "new": "slowstep@new"}]}
+    )
+    j = cr._ab_again(slow, SimpleNamespace(threshold="5%", alpha=0.05))
+    assert "slowstep step" in j.inconclusive and j.status == 0
+    assert j.settle.startswith("to settle slowstep ") and "--fresh-workers --repeats" in j.settle
+    old = {k: v for k, v in j.__dict__.items() if k != "settle"}
+    assert cr.Judgement(**old).settle == "", "judgements written before settle was kept still load"
