@@ -23,6 +23,7 @@ worker imports the implementation from (:mod:`perfsuite.measure.sides`).
 
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from perfsuite.core.options import DEFAULT_TIMEOUT
 from perfsuite.core.registry import ImplSpec
@@ -114,8 +115,8 @@ class Runner:
     def _restart(self) -> None:
         """``fresh_workers``: end every live worker and start a new process for it, so a round replicates processes."""
         live = self._live()
-        for h in live:
-            h.stop(graceful=True)
+        with ThreadPoolExecutor(max(len(live), 1)) as pool:  # the workers exit together, not one after another
+            list(pool.map(lambda h: h.stop(graceful=True), live))
         self._status("starting fresh workers for the next round")
         self._start(live)
 
