@@ -24,7 +24,11 @@ inconclusive rows (``settle``; :mod:`perfsuite.analysis.settle`). Per mode the t
 * false-alarm rate: A/A pairs with any row ``slower`` (a CI gate failing for nothing);
 * detection rate: A/B pairs where slowstep's ``step`` or ``epoch`` is ``slower``;
 
-each with a 95% Wilson interval (few pairs give wide intervals). Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
+each with a 95% Wilson interval (few pairs give wide intervals), and how slowstep's ``step`` row came out
+(:func:`step_spread`): its ratios, the A/B lower ends, and the spread of the A/A ratios beside the spread their
+intervals claimed (a gate whose A/A ratios scatter more than its intervals say is exposed to drift between runs).
+
+Options: ``--pairs N`` (A/A), ``--ab-pairs M``,
 ``--out DIR``, ``--data-dir DIR``, ``--subset`` (0.25), ``--repeats`` (14 rounds), ``--epochs`` (10 per round),
 ``--warmup`` (1 per round), ``--threads`` (perfsuite's default, the usable CPUs), ``--no-fresh-workers`` (one
 worker process per implementation for the whole run, epochs as the samples, instead of new workers every round
@@ -55,6 +59,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import binomtest
 
 from perfsuite.analysis.ab import Pair as AbPair
@@ -244,8 +249,39 @@ def rates(results: list) -> dict:
         out[mode] = {
             "false_alarm": rate(sum(bool(j["slower"]) for j in aa), len(aa)),
             "detection": rate(sum(Judgement(**j).detected() for j in ab), len(ab)),
+            "step": step_spread(aa, ab),
         }
     return out
+
+
+def _steps(judgements: list) -> np.ndarray:
+    """``[ratio, low, high]`` of the slowed implementation's ``step`` row in each judgement that has one."""
+    rows = [j["slowed"]["step"][:3] for j in judgements if "step" in (j.get("slowed") or {})]
+    rows = np.asarray([r for r in rows if None not in r], dtype=float).reshape(-1, 3)
+    return rows[(rows > 0).all(axis=1)]
+
+
+def _span(values: np.ndarray):
+    return [float(values.min()), float(values.max())] if len(values) else None
+
+
+def step_spread(aa: list, ab: list) -> dict:
+    """How the slowed ``step`` row came out: ratios, A/B lower ends, and the A/A spread beside the intervals.
+
+    ``aa_sd`` is the standard deviation of the A/A pairs' log ratios (identical code, so it is what the gate's
+    interval should cover); ``aa_interval_sd`` is the one their intervals implied (median of
+    ``log(high / low) / 2 / 1.96``). An ``aa_sd`` well above it means the runs differ by more than their own
+    samples show (a run-level variance no count of rounds in one run narrows).
+    """
+    a, b = _steps(aa), _steps(ab)
+    logs = np.log(a[:, 0])
+    return {
+        "aa_ratios": _span(a[:, 0]),
+        "ab_ratios": _span(b[:, 0]),
+        "ab_lower": _span(b[:, 1]),
+        "aa_sd": float(np.std(logs, ddof=1)) if len(logs) >= 3 else None,
+        "aa_interval_sd": float(np.median(np.log(a[:, 2] / a[:, 1]) / 2 / 1.96)) if len(a) else None,
+    }
 
 
 def _cell(r: dict) -> str:
@@ -259,7 +295,18 @@ def table(summary: dict) -> str:
     lines = [f"{'mode':<12} {'false alarms (A/A, any slower)':<34} {'detection (A/B, slowstep step or epoch)'}"]
     for mode, r in summary.items():
         lines.append(f"{mode:<12} {_cell(r['false_alarm']):<34} {_cell(r['detection'])}")
+    lines += [f"{mode:<12} {SLOWED} step: {_spread_words(r['step'])}" for mode, r in summary.items() if r.get("step")]
     return "\n".join(lines)
+
+
+def _spread_words(spread: dict) -> str:
+    def span(x):
+        return "—" if x is None else f"{x[0]:.3f}–{x[1]:.3f}"
+
+    words = f"A/A {span(spread['aa_ratios'])}, A/B {span(spread['ab_ratios'])} (lower ends {span(spread['ab_lower'])})"
+    if spread["aa_sd"] is not None:
+        words += f"; A/A log ratios' sd {spread['aa_sd']:.1%}, their intervals implied {spread['aa_interval_sd']:.1%}"
+    return words
 
 
 def run_pair(pair: Pair, opts) -> dict:

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import math
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -87,3 +89,20 @@ def test_an_ab_run_is_judged_again_with_what_would_settle_it(cr, tmp_path):
     assert j.settle.startswith("to settle slowstep ") and "--fresh-workers --repeats" in j.settle
     old = {k: v for k, v in j.__dict__.items() if k != "settle"}
     assert cr.Judgement(**old).settle == "", "judgements written before settle was kept still load"
+
+
+def test_the_step_spread_sets_the_aa_ratios_beside_what_their_intervals_claimed(cr):
+    def judged(ratio, half):
+        return {"slowed": {"step": [ratio, ratio / half, ratio * half, 0.5]}, "slower": []}
+
+    aa = [judged(r, 1.02) for r in (0.98, 1.0, 1.02, 1.0)]
+    ab = [judged(1.1, 1.03), judged(1.08, 1.02), {"slowed": {}, "slower": []}]
+    spread = cr.step_spread(aa, ab)
+    assert spread["aa_ratios"] == [0.98, 1.02] and spread["ab_ratios"] == [1.08, 1.1]
+    assert spread["ab_lower"] == pytest.approx([1.08 / 1.02, 1.1 / 1.03])
+    logs = [math.log(r) for r in (0.98, 1.0, 1.02, 1.0)]
+    assert spread["aa_sd"] == pytest.approx(statistics.stdev(logs))
+    assert spread["aa_interval_sd"] == pytest.approx(math.log(1.02) / 1.96)
+    assert "A/A log ratios' sd 1.6%, their intervals implied 1.0%" in cr.table(
+        {"calibrated": {"false_alarm": cr.rate(0, 4), "detection": cr.rate(1, 2), "step": spread}}
+    )
