@@ -431,10 +431,13 @@ def run_costs(run: Run) -> tuple:
     return sum(round_cost(run, n) for n in names), epoch
 
 
-def _design(base: Run, new: Run, row: Row, threshold: float, need: int, reference: str | None):
-    """The :class:`settle.Design` that would settle ``row``, or ``None`` when none is affordable."""
+def _design(base: Run, new: Run, row: Row, threshold: float, need: int, reference: str | None, costs: tuple):
+    """The :class:`settle.Design` that would settle ``row``, or ``None`` when none is affordable.
+
+    ``costs`` is ``(round, epoch)`` seconds (:func:`run_costs`).
+    """
     now, aim = settle.log_half_width(row.low, row.high), settle.goal(row.ratio, threshold)
-    per_round, per_epoch = run_costs(base)
+    per_round, per_epoch = costs
     if not row.mode.endswith(BY_ROUND):
         return settle.by_epochs(now, round(math.sqrt(row.n_base * row.n_new)), aim, need, per_epoch)
     splits = [settle.split(*epoch_values(run, row.impl, row.quantity, reference)) for run in (base, new)]
@@ -446,10 +449,13 @@ def _design(base: Run, new: Run, row: Row, threshold: float, need: int, referenc
 
 def settle_note(base: Run, new: Run, rows: list, threshold: float, alpha: float, reference: str | None) -> str:
     """What would settle the ``inconclusive`` rows (:func:`perfsuite.analysis.settle.note`), else ``""``."""
+    if not any(r.verdict == "inconclusive" for r in rows):
+        return ""
     need = epochs_needed(sum(math.isfinite(r.p_adjusted) for r in rows), alpha)
+    costs = run_costs(base)
 
     def design(row: Row):
-        return _design(base, new, row, threshold, need, None if row.impl == reference else reference)
+        return _design(base, new, row, threshold, need, None if row.impl == reference else reference, costs)
 
     return settle.note(rows, threshold, design, " in each run")
 
