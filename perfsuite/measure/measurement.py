@@ -58,7 +58,7 @@ def measure(
     processes (``meta.json``'s ``fresh_workers`` says so; the analyses then
     take the round as their unit). When every round has run, ``meta.json``'s
     ``measuring_seconds`` is the ``clock`` time from the first worker's start to
-    the last epoch, what the design cost (roofline probes aside).
+    the last round's workers stopped, what the design cost (roofline probes aside).
     """
     out = writer.ResultsWriter(folder)
     meta = {
