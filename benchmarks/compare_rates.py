@@ -35,10 +35,11 @@ worker process per implementation for the whole run, epochs as the samples, inst
 with rounds as the samples), ``--slowdown`` (0.1),
 ``--threshold`` (5%), ``--alpha`` (0.05), ``--also``, ``--modes`` (e.g. ``ab`` alone, which skips the two
 ``perfsuite run``s per pair), ``--resume`` (go on with the pairs a stopped benchmark in ``OUT`` has not judged,
-with the same options), ``--rejudge`` (measure nothing: judge the pairs in ``OUT`` again from their run folders
-with this checkout's analysis, into ``OUT/compare_rates-rejudged.json``, so a change of a gate's rule is
-checked on the same measurements; every pair records the commit that judged it, ``judged_with``, and a
-rejudged file copied over ``compare_rates.json`` can be resumed).
+with the same options, on the same kind of machine: same CPU model and count), ``--rejudge`` (measure nothing:
+judge the pairs in ``OUT`` again from their run folders with this checkout's analysis, into
+``OUT/compare_rates-rejudged.json``, so a change of a gate's rule is checked on the same measurements; every pair
+records the commit that judged it, ``judged_with``, and a rejudged file copied over ``compare_rates.json`` can be
+resumed).
 
 Why 14 rounds of 10 epochs: a round's ratio is the median of its epochs' ratios, and at 0.25 of MNIST an epoch
 lasts about 0.1 s, so one epoch's ratio swings by 10–15% here while rounds differ by a few percent. With 2
@@ -65,7 +66,7 @@ from scipy.stats import binomtest
 from perfsuite.analysis.ab import Pair as AbPair
 from perfsuite.analysis.ab import ab_rows
 from perfsuite.analysis.compare import compare_runs, parse_threshold, settle_note
-from perfsuite.core.metadata import git_commit
+from perfsuite.core.metadata import git_commit, machine
 from perfsuite.core.registry import builtin
 from perfsuite.results.reader import load_run
 
@@ -359,7 +360,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--resume",
         action="store_true",
-        help="go on with the pairs OUT/compare_rates.json has not judged yet (same options; --pairs may grow)",
+        help="go on with the pairs OUT/compare_rates.json has not judged (same options and kind of machine)",
     )
     p.add_argument(
         "--rejudge",
@@ -406,6 +407,31 @@ def judged(path: Path, config: dict, ignore: tuple = RESUMABLE) -> list:
     return before["pairs"]
 
 
+def machine_kind(record: dict):
+    """``(cpu_model, logical_cpus)`` of the machine that measured a judged pair, from its runs' ``meta.json``."""
+    for meta in (Path(record["base"]) / "meta.json", Path(record["base"]).parent / "ab" / "run" / "meta.json"):
+        if meta.exists():
+            found = json.loads(meta.read_text()).get("machine") or {}
+            return found.get("cpu_model"), found.get("logical_cpus")
+    return None
+
+
+def same_machine(results: list, here: dict) -> None:
+    """Refuse to resume on another kind of machine than the one that measured ``results`` (the rates are per kind).
+
+    ``here`` is :func:`perfsuite.core.metadata.machine`'s record of this machine.
+    """
+    now = (here.get("cpu_model"), here.get("logical_cpus"))
+    kinds = {k for k in map(machine_kind, results) if k is not None and k != now}
+    if kinds:
+        (model, cpus), *_ = sorted(kinds, key=str)
+        raise SystemExit(
+            f"compare_rates: --resume: pairs in {Path(results[0]['base']).parents[1]} were measured on {model} "
+            f"({cpus} CPUs), this machine is {now[0]} ({now[1]} CPUs); rates are per kind of machine: "
+            "start a new --out"
+        )
+
+
 def rejudge(path: Path, config: dict, opts) -> list:
     """Every pair ``path`` (a ``compare_rates.json``) judged, judged again by every mode from its folders."""
     old = judged(path, config, RESUMABLE + ("impls",))  # slowstep's path: another checkout may judge again
@@ -425,6 +451,7 @@ def main(argv=None) -> int:
         print(f"written: {path}")
         return 0
     results = judged(path, config) if opts.resume else []
+    same_machine(results, machine())
     done = {(r["kind"], r["index"]) for r in results}
     for pair in pairs(opts):
         if (pair.kind, pair.index) in done:

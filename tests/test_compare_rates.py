@@ -106,3 +106,19 @@ def test_the_step_spread_sets_the_aa_ratios_beside_what_their_intervals_claimed(
     assert "A/A log ratios' sd 1.6%, their intervals implied 1.0%" in cr.table(
         {"calibrated": {"false_alarm": cr.rate(0, 4), "detection": cr.rate(1, 2), "step": spread}}
     )
+
+
+def test_resuming_refuses_another_kind_of_machine(cr, tmp_path):
+    def record(name, model, cpus):
+        base = tmp_path / name / "base"
+        base.mkdir(parents=True)
+        (base / "meta.json").write_text(json.dumps({"machine": {"cpu_model": model, "logical_cpus": cpus}}))
+        return {"kind": "aa", "index": 1, "base": str(base)}
+
+    results = [record("aa-01", "AMD EPYC", 2), {"kind": "aa", "index": 2, "base": str(tmp_path / "gone" / "base")}]
+    here = {"cpu_model": "AMD EPYC", "logical_cpus": 2, "hostname": "elsewhere"}
+    cr.same_machine(results, here)
+    with pytest.raises(SystemExit, match=r"measured on AMD EPYC \(2 CPUs\), this machine is Intel Xeon \(2 CPUs\)"):
+        cr.same_machine(results, here | {"cpu_model": "Intel Xeon"})
+    with pytest.raises(SystemExit, match=r"\(4 CPUs\)"):
+        cr.same_machine(results, here | {"logical_cpus": 4})
