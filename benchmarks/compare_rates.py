@@ -68,7 +68,7 @@ from perfsuite.analysis.ab import ab_rows
 from perfsuite.analysis.compare import compare_runs, parse_threshold, settle_note
 from perfsuite.core.metadata import git_commit, machine
 from perfsuite.core.registry import builtin
-from perfsuite.results.reader import load_run
+from perfsuite.results.reader import load_run, read_meta
 
 HERE = Path(__file__).resolve().parent
 SLOWSTEP = HERE / "slowstep.py"
@@ -409,9 +409,9 @@ def judged(path: Path, config: dict, ignore: tuple = RESUMABLE) -> list:
 
 def machine_kind(record: dict):
     """``(cpu_model, logical_cpus)`` of the machine that measured a judged pair, from its runs' ``meta.json``."""
-    for meta in (Path(record["base"]) / "meta.json", Path(record["base"]).parent / "ab" / "run" / "meta.json"):
-        if meta.exists():
-            found = json.loads(meta.read_text()).get("machine") or {}
+    for folder in (Path(record["base"]), Path(record["base"]).parent / "ab" / "run"):
+        if (folder / "meta.json").is_file():
+            found = read_meta(folder).get("machine") or {}
             return found.get("cpu_model"), found.get("logical_cpus")
     return None
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from perfsuite.results.schema import SCHEMA_VERSION
 from tests.fakerun import FAST, make_run, scale_phase, set_meta
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_rates.py"
@@ -112,7 +113,8 @@ def test_resuming_refuses_another_kind_of_machine(cr, tmp_path):
     def record(name, model, cpus):
         base = tmp_path / name / "base"
         base.mkdir(parents=True)
-        (base / "meta.json").write_text(json.dumps({"machine": {"cpu_model": model, "logical_cpus": cpus}}))
+        machine = {"cpu_model": model, "logical_cpus": cpus}
+        (base / "meta.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "machine": machine}))
         return {"kind": "aa", "index": 1, "base": str(base)}
 
     results = [record("aa-01", "AMD EPYC", 2), {"kind": "aa", "index": 2, "base": str(tmp_path / "gone" / "base")}]
